@@ -1,0 +1,51 @@
+# Kubernetes cluster toolkit: takes a fresh kubeadm cluster to a secured,
+# usable state and keeps administering it.
+#
+# Usage:
+#   make test                  set up .venv and run the whole test suite
+#   make render                render + validate every component into build/
+#   make help                  list every target
+#
+# Variables come from Makefile.vars (defaults, `export NAME ?= value`), the
+# per-cluster file named by VARS_FILE, and the environment, which wins.
+# Every target is one line calling render.py; the logic lives in k8s/.
+
+VARS_FILE ?=
+-include $(VARS_FILE)
+include Makefile.vars
+
+PYTHON  := .venv/bin/python
+RENDER  := $(PYTHON) render.py
+BUILD   ?= build
+
+.DEFAULT_GOAL := help
+.PHONY: help test render validate vars components bench clean
+
+help: ## list every target with its description
+	@sed -n 's/^\([a-zA-Z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | expand -t 24
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && touch $@
+
+.venv: .venv/.installed ## create the virtualenv with the pinned dependencies
+
+test: .venv/.installed ## run the whole test suite
+	HYPOTHESIS_PROFILE=ci $(PYTHON) -m pytest
+
+render: .venv/.installed ## render + validate every component into build/ (no cluster needed)
+	$(RENDER) template --out $(BUILD)
+
+validate: .venv/.installed ## render + validate every component, print a summary only
+	$(RENDER) validate
+
+vars: .venv/.installed ## show every variable, its value and where it came from
+	$(RENDER) vars
+
+components: .venv/.installed ## list components with their dependencies
+	$(RENDER) components
+
+bench: .venv/.installed ## run the benchmarks in bench/ and print ratios against their baselines
+	$(PYTHON) bench/run.py
+
+clean: ## remove build/ output
+	rm -rf $(BUILD)

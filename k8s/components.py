@@ -1,0 +1,145 @@
+"""Components: one folder under `manifests/` each.
+
+A component's manifests are its `*.yaml` files (envsubst-style variables) and
+`*.yaml.j2` files (Jinja2), rendered in name order. An optional
+`component.yaml` says how the component fits in the cluster:
+
+    depends: [namespace, flannel]   # components applied before this one
+    namespace: kube-system          # default namespace for namespaced objects
+    context: admin                  # kubeconfig context: admin or user
+    minVersion: "1.25"              # skipped on older Kubernetes
+    maxVersion: "1.24"              # skipped on newer Kubernetes
+    install: true                   # part of `make install`
+
+Values may use variables (`namespace: $K8S_NAMESPACE`).
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from . import kubeyaml, substitute
+from .errors import UserError, raise_all
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2")
+SETTINGS_FILE = "component.yaml"
+CONTEXTS = ("admin", "user")
+
+# setting name -> (type, default); namespace's default is applied in load().
+SETTINGS = {
+    "depends": (list, []),
+    "namespace": (str, None),
+    "context": (str, "admin"),
+    "minVersion": (str, None),
+    "maxVersion": (str, None),
+    "install": (bool, True),
+    "description": (str, ""),
+}
+
+
+@dataclass
+class Component:
+    """One folder of manifests and its settings."""
+
+    name: str
+    path: str
+    files: list = field(default_factory=list)
+    depends: list = field(default_factory=list)
+    namespace: str = "default"
+    context: str = "admin"
+    min_version: str | None = None
+    max_version: str | None = None
+    install: bool = True
+    description: str = ""
+
+    def supports(self, kube_version):
+        """True when this component applies to Kubernetes `kube_version` ("1.31")."""
+        v = version_tuple(kube_version)
+        if self.min_version and v < version_tuple(self.min_version):
+            return False
+        if self.max_version and v > version_tuple(self.max_version):
+            return False
+        return True
+
+
+def version_tuple(version):
+    """"1.31" or "v1.31.2" -> (1, 31); a malformed version is a UserError."""
+    text = str(version).lstrip("v")
+    parts = text.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        raise UserError(f"invalid Kubernetes version {version!r}, expected MAJOR.MINOR like 1.31")
+
+
+def discover(root, variables):
+    """Every component under `root`, sorted by name.
+
+    Parameters:
+        root: the manifests folder.
+        variables: name -> value, for variables inside component.yaml.
+    """
+    if not os.path.isdir(root):
+        raise UserError(f"manifests folder {root} does not exist")
+    components, errors = [], []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(".") or not os.path.isdir(path):
+            continue
+        try:
+            components.append(load(name, path, variables))
+        except UserError as err:
+            errors.append(err)
+    raise_all(errors)
+    known = {c.name for c in components}
+    for c in components:
+        for dep in c.depends:
+            if dep not in known:
+                errors.append(UserError(f"depends on unknown component {dep!r}",
+                                        file=os.path.join(c.path, SETTINGS_FILE)))
+    raise_all(errors)
+    return components
+
+
+def load(name, path, variables):
+    """Read one component folder (its settings and the list of its manifest files)."""
+    files = sorted(f for f in os.listdir(path)
+                   if f.endswith(MANIFEST_SUFFIXES) and f != SETTINGS_FILE
+                   and os.path.isfile(os.path.join(path, f)))
+    component = Component(name=name, path=path, files=[os.path.join(path, f) for f in files],
+                          namespace=variables.get("K8S_NAMESPACE", "default"))
+    settings_path = os.path.join(path, SETTINGS_FILE)
+    if os.path.exists(settings_path):
+        _apply_settings(component, settings_path, variables)
+    return component
+
+
+def _apply_settings(component, settings_path, variables):
+    with open(settings_path, encoding="utf-8") as f:
+        text = f.read()
+    docs = [d for d in kubeyaml.load_all(substitute.expand(text, variables, settings_path),
+                                         settings_path) if d.data is not None]
+    if not docs:
+        return
+    settings = docs[0].data
+    if len(docs) > 1 or not isinstance(settings, dict):
+        raise UserError("expected one mapping of settings", file=settings_path, line=docs[0].line)
+    for key, value in settings.items():
+        if key not in SETTINGS:
+            raise UserError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})",
+                            file=settings_path)
+        kind, _ = SETTINGS[key]
+        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # minVersion: 1.25 written without quotes
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+            raise UserError(f"setting {key!r} must be a {kind.__name__}", file=settings_path)
+        attr = {"minVersion": "min_version", "maxVersion": "max_version"}.get(key, key)
+        setattr(component, attr, value)
+    if component.context not in CONTEXTS:
+        raise UserError(f"context must be one of {', '.join(CONTEXTS)}, not {component.context!r}",
+                        file=settings_path)
+    for bound in (component.min_version, component.max_version):
+        if bound:
+            try:
+                version_tuple(bound)
+            except UserError as err:
+                raise UserError(err.message, file=settings_path)

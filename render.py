@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Entry point: `python render.py --help` from a checkout."""
+
+import sys
+
+from k8s.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

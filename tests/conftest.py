@@ -1,0 +1,49 @@
+"""Shared test set-up: hypothesis profiles and a scratch project tree."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# `make test` selects "ci": the fuzzers run their full example counts there.
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def examples(ci_count, dev_count=200):
+    """Example count for a fuzz test: the full count under the ci profile."""
+    return ci_count if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else dev_count
+
+
+class Project:
+    """A scratch checkout: Makefile.vars plus manifests/<component>/ files."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.write("Makefile.vars", "export K8S_NAMESPACE ?= demo\n")
+        os.makedirs(os.path.join(self.root, "manifests"), exist_ok=True)
+
+    def write(self, rel, text, mode="w"):
+        path = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, mode) as f:
+            f.write(textwrap.dedent(text) if isinstance(text, str) else text)
+        return path
+
+    def run(self, *args, env=None):
+        """render.py ARGS in this project, as a user runs it."""
+        full_env = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "K8S_NAMESPACE")}
+        full_env.update(env or {})
+        return subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), *args],
+                              cwd=self.root, env=full_env, capture_output=True, text=True)
+
+
+@pytest.fixture
+def project(tmp_path):
+    return Project(tmp_path)
