@@ -77,6 +77,7 @@ class Catalog:
         self.group_order: list[str] = []  # "" first, then in the order a real aggregator lists them
         self.sub_entries: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.crd_resources: dict[str, list[resource]] = {}  # CRD name -> what it added
+        self.storage_memo: dict[tuple[str, str], resource] = {}  # (group, plural) -> the storage key
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class Catalog:
         names = spec["names"]
         namespaced = spec.get("scope", "Namespaced") == "Namespaced"
         name = crd["metadata"]["name"]
-        self.remove_crd(name)
+        self.remove_crd(name, forget_storage=False)
         added: list[resource] = []
         for ver in spec.get("versions", []):
             if not ver.get("served", True):
@@ -138,9 +139,11 @@ class Catalog:
             added.append(res)
         self.crd_resources[name] = added
 
-    def remove_crd(self, name: str) -> list[resource]:
+    def remove_crd(self, name: str, *, forget_storage: bool = True) -> list[resource]:
         removed = self.crd_resources.pop(name, [])
         for res in removed:
+            if forget_storage:
+                self.storage_memo.pop((res.group, res.plural), None)
             if res in self.resources:
                 del self.resources[res]
             self._drop_group_version_if_empty(res.group, res.version)
@@ -173,8 +176,21 @@ class Catalog:
         return None
 
     def storage_key(self, group: str, plural: str) -> resource | None:
+        """Stable while the resource exists (objects do not move when a CRD gains a newer version)."""
+        if (group, plural) in self.storage_memo:
+            return self.storage_memo[(group, plural)]
         version = self.storage_version(group, plural)
-        return None if version is None else resource(group, version, plural)
+        if version is None:
+            return None
+        key = self.storage_memo[(group, plural)] = resource(group, version, plural)
+        return key
+
+    def any_info(self, group: str, plural: str) -> ResourceInfo | None:
+        for version in self.versions_of(group):
+            info = self.info(group, version, plural)
+            if info is not None:
+                return info
+        return None
 
     def find_kind(self, kind: str, api_version: str | None = None) -> list[resource]:
         """All storage keys matching a kind ('Deployment'), a plural ('deployments') or 'plural.group'."""

@@ -346,7 +346,8 @@ class ApiServerEmulator(KubernetesEmulator):
         body = await raw.read()
         content_type = raw.headers.get("Content-Type")
         record = RequestRecord(id=0, method=raw.method.upper(), path=raw.path, query=dict(raw.query),
-                               content_type=content_type, body=_quiet_body(body, content_type))
+                               content_type=content_type, headers=dict(raw.headers),
+                               body=_quiet_body(body, content_type))
         with self.mutex:
             record.id = len(self.log)
             self.log.append(record)
@@ -376,10 +377,10 @@ class ApiServerEmulator(KubernetesEmulator):
         delay = sum(f.seconds for f in self.faults.take("latency", record))
         if delay:
             await asyncio.sleep(delay)
-        if self.faults.take("drop", record):
+        if self.faults.take("drop", record, first=True):
             record.fault = "drop"
             raise _DropConnection()
-        errors = self.faults.take("error", record)
+        errors = self.faults.take("error", record, first=True)
         if errors:
             record.fault = "error"
             raise self._fault_error(errors[0])
@@ -502,7 +503,8 @@ class ApiServerEmulator(KubernetesEmulator):
     def version_info(self) -> dict[str, Any]:
         version = self.version.lstrip("v")
         major, minor = version.split(".")[:2]
-        return {"major": major, "minor": minor, "gitVersion": f"v{version}", "gitCommit": hashlib.sha1(version.encode()).hexdigest(),
+        return {"major": major, "minor": minor, "gitVersion": f"v{version}",
+                "gitCommit": hashlib.sha1(version.encode()).hexdigest(),
                 "gitTreeState": "clean", "buildDate": "2024-10-22T20:28:14Z", "goVersion": "go1.22.8",
                 "compiler": "gc", "platform": "linux/amd64"}
 
@@ -526,7 +528,7 @@ class ApiServerEmulator(KubernetesEmulator):
                           self.catalog.has_generation(route.group, route.plural), route.subresource)
 
     def _target_for(self, storage: resource) -> Target:
-        info = self.catalog.info(storage.group, storage.version, storage.plural)
+        info = self.catalog.any_info(storage.group, storage.plural)
         if info is None:  # a CR whose CRD is gone: good enough for the final bookkeeping
             return Target(storage.group, storage.version, storage.plural, storage.plural, True, storage,
                           True, True)
@@ -888,6 +890,11 @@ class ApiServerEmulator(KubernetesEmulator):
         old = self._load(key)
         if old is None:
             raise StatusError(404, f'{t.qualified} "{name}" not found', t.details(name))
+        if content_type not in ("application/merge-patch+json", "application/strategic-merge-patch+json",
+                                "application/json-patch+json"):
+            raise StatusError(415, "the body of the request was in an unknown format - accepted media types "
+                                   "include: application/json-patch+json, application/merge-patch+json, "
+                                   "application/apply-patch+yaml, application/strategic-merge-patch+json")
         try:
             patch = parse_body(body, content_type)
         except ValueError as e:
@@ -905,10 +912,6 @@ class ApiServerEmulator(KubernetesEmulator):
             except F.JsonPatchError as e:
                 raise StatusError(422, f"the server rejected our request due to an error in our request: {e}",
                                   t.details(name)) from None
-        else:
-            raise StatusError(415, f"the body of the request was in an unknown format - accepted media types "
-                                   f"include: application/json-patch+json, application/merge-patch+json, "
-                                   f"application/apply-patch+yaml, application/strategic-merge-patch+json")
         if not isinstance(patched, dict):
             raise StatusError(400, "the patched object is not a JSON object")
         if t.subresource == "status":
@@ -1084,10 +1087,12 @@ class ApiServerEmulator(KubernetesEmulator):
         self._objects[key].delete()
         self._emit("DELETED", key[0], final)
         if (key[0].group, key[0].plural) == (CRD_GROUP, CRD_PLURAL):
-            for res in self.catalog.remove_crd(key[2]):
-                storage = resource(res.group, res.version, res.plural)
-                for cr_key, cr in self._live(storage):
-                    self._remove(cr_key, cr)
+            spec = final.get("spec") or {}
+            group, plural = spec.get("group"), (spec.get("names") or {}).get("plural")
+            self.catalog.remove_crd(key[2])
+            for cr_key, cr in [(k, o.raw) for k, o in list(self._objects.items())
+                               if not o.deleted and (k[0].group, k[0].plural) == (group, plural)]:
+                self._remove(cr_key, cr)
         if policy != "Orphan":
             uid = final["metadata"].get("uid")
             for dep_key, dep in [(k, o.raw) for k, o in list(self._objects.items()) if not o.deleted]:

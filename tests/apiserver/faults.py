@@ -21,6 +21,7 @@ class RequestRecord:
     path: str
     query: dict[str, str]
     content_type: str | None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
     body: Any = None  # parsed JSON/YAML body (or raw text if unparseable, None if empty)
     user: str | None = None  # the authenticated user (from the bearer token), if known
     status: int | None = None
@@ -163,8 +164,8 @@ class Faults:
 
     # -- consumed by the server ------------------------------------------------------------
 
-    def take(self, kind: str, record: RequestRecord) -> list[Fault]:
-        """Matching faults of this kind; each consumes one of its `times`."""
+    def take(self, kind: str, record: RequestRecord, *, first: bool = False) -> list[Fault]:
+        """Matching faults of this kind (only the first one if `first`); each taken one uses up one `times`."""
         taken = []
         with self._lock:
             for fault in self._faults:
@@ -173,6 +174,8 @@ class Faults:
                         fault.times -= 1
                     fault.hits += 1
                     taken.append(fault)
+                    if first:
+                        break
         return taken
 
     def take_invalid(self, obj: dict[str, Any]) -> Fault | None:
