@@ -41,6 +41,26 @@ def build_parser():
     p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
     p.set_defaults(run=cmd_validate)
 
+    p = commands.add_parser("apply", help="apply components to the cluster (server-side apply)")
+    p.add_argument("components", nargs="+", metavar="COMPONENT")
+    _cluster_options(p)
+    p.set_defaults(run=cmd_apply, wait=False)
+
+    p = commands.add_parser("install", help="apply every install component in order, waiting for rollouts")
+    _cluster_options(p)
+    p.set_defaults(run=cmd_install, wait=True, components=[])
+
+    p = commands.add_parser("delete", help="delete components from the cluster, in reverse order")
+    p.add_argument("components", nargs="+", metavar="COMPONENT")
+    _cluster_options(p, applying=False)
+    p.set_defaults(run=cmd_delete)
+
+    p = commands.add_parser("diff", help="show what applying would change (server-side dry run); "
+                                         "exit 1 when something would")
+    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
+    _cluster_options(p, applying=False)
+    p.set_defaults(run=cmd_diff)
+
     p = commands.add_parser("vars", help="print resolved variables and where each came from")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.set_defaults(run=cmd_vars)
@@ -48,6 +68,25 @@ def build_parser():
     p = commands.add_parser("components", help="list components with their dependencies")
     p.set_defaults(run=cmd_components)
     return parser
+
+
+def _cluster_options(p, applying=True):
+    p.add_argument("--context", help="kubeconfig context for every component "
+                                     "(default: $ADMIN_CTX or $USER_CTX, per component)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--parallel", type=int, default=8, metavar="N",
+                   help="concurrent requests inside a tier (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
+                   help="how long each tier's waits may take (default: %(default)s)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    if applying:
+        p.add_argument("--force-conflicts", action="store_true",
+                       help="take over fields owned by other field managers")
+        p.add_argument("--wait", dest="wait", action="store_true",
+                       help="wait for DaemonSet, Deployment and StatefulSet rollouts")
+        p.add_argument("--no-wait", dest="wait", action="store_false")
+        p.add_argument("--prune", action="store_true",
+                       help="delete objects this toolkit applied that are no longer rendered")
 
 
 def main(argv=None):
@@ -113,15 +152,22 @@ def select_components(args, variable_values, version):
             [c for c in wanted if not c.supports(version)])
 
 
-def render_and_validate(args, check=True):
-    """Render the selected components and validate them; returns what the summary needs."""
+def render_and_validate(args, check=True, variable_values=None, version=None, only_install=False):
+    """Render the selected components and validate them; returns what the summary needs.
+
+    The version is the server's when a cluster is at hand, else --kube-version or
+    $KUBE_VERSION.
+    """
     from . import render, validate
     from .errors import raise_all
 
-    variable_values = values(load_variables(args))
-    version = kube_version(args, variable_values)
+    if variable_values is None:
+        variable_values = values(load_variables(args))
+    version = version or kube_version(args, variable_values)
     variable_values["KUBE_VERSION"] = version  # templates see the version they render for
     selected, skipped = select_components(args, variable_values, version)
+    if only_install:
+        selected = [c for c in selected if c.install]
     objects = render.render_components(selected, variable_values)
     report = None
     if check:
@@ -193,3 +239,118 @@ def cmd_components(args):
         print(f"{c.name:<20} depends: {depends:<30} namespace: {c.namespace:<15} "
               f"context: {c.context}{note}")
     return 0
+
+
+class Clusters:
+    """The clusters of a run: one connection per kubeconfig context, made on first use."""
+
+    def __init__(self, args, variable_values, components):
+        self.args = args
+        self.variables = variable_values
+        self.context_of = {c.name: c.context for c in components}
+        self.open = {}
+
+    def context(self, component):
+        if self.args.context:
+            return self.args.context
+        key = "USER_CTX" if self.context_of.get(component) == "user" else "ADMIN_CTX"
+        return self.variables.get(key) or None
+
+    def __call__(self, component):
+        from .cluster import Cluster
+
+        context = self.context(component)
+        if context not in self.open:
+            self.open[context] = Cluster(self.args.kubeconfig, context, pool_size=self.args.parallel)
+        return self.open[context]
+
+    def close(self):
+        for cluster in self.open.values():
+            cluster.close()
+
+
+def _connected_run(args, work, only_install=False):
+    """Connect, learn the server version, render + validate for it, then `work(...)`.
+
+    Nothing is written to the cluster unless every component rendered and validated.
+    """
+    from . import components, order
+
+    variable_values = values(load_variables(args))
+    found = components.discover(args.manifests, variable_values)
+    clusters = Clusters(args, variable_values, found)
+    try:
+        first = (args.components or [c.name for c in order.component_order(found)] or [None])[0]
+        version = args.kube_version or clusters(first).version()
+        selected, skipped, objects, report, version = render_and_validate(
+            args, variable_values=variable_values, version=version, only_install=only_install)
+        return work(clusters, selected, objects)
+    finally:
+        clusters.close()
+
+
+def _engine(args, clusters):
+    from .apply import Engine
+
+    return Engine(clusters, parallel=args.parallel, force=getattr(args, "force_conflicts", False),
+                  wait=getattr(args, "wait", False), timeout=args.timeout,
+                  out=sys.stdout if args.output == "text" else None)
+
+
+def _finish(args, run):
+    if args.output == "json":
+        print(run.as_json())
+    else:
+        print(run.summary())
+    return 1 if run.failed else 0
+
+
+def _apply(args, only_install=False):
+    from . import order, prune
+
+    def work(clusters, selected, objects):
+        engine = _engine(args, clusters)
+        names = [c.name for c in selected]
+        run = engine.apply(order.tiers(objects, names))
+        if args.prune and not run.failed:
+            run.outcomes.extend(prune.prune(engine, objects, names).outcomes)
+        return _finish(args, run)
+
+    return _connected_run(args, work, only_install=only_install)
+
+
+def cmd_apply(args):
+    return _apply(args)
+
+
+def cmd_install(args):
+    return _apply(args, only_install=True)
+
+
+def cmd_delete(args):
+    from . import order
+
+    def work(clusters, selected, objects):
+        engine = _engine(args, clusters)
+        return _finish(args, engine.delete(order.tiers(objects, [c.name for c in selected])))
+
+    return _connected_run(args, work)
+
+
+def cmd_diff(args):
+    from . import diff, order
+
+    def work(clusters, selected, objects):
+        engine = _engine(args, clusters)
+        ordered = [o for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
+        text, changed, failures = diff.diff(engine, ordered)
+        sys.stdout.write(text)
+        for outcome in failures:
+            print(f"error: {outcome.line()}", file=sys.stderr)
+        if failures:
+            return 2
+        print(f"{changed} object{'s' if changed != 1 else ''} would change" if changed
+              else "no changes", file=sys.stderr)
+        return 1 if changed else 0
+
+    return _connected_run(args, work)

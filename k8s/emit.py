@@ -28,9 +28,9 @@ def _represent_str(dumper, value):
 _Dumper.add_representer(str, _represent_str)
 
 
-def to_yaml(documents):
-    """Multi-document YAML, keys in their original order."""
-    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+def to_yaml(documents, sort_keys=False):
+    """Multi-document YAML, keys in their original order unless `sort_keys`."""
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=sort_keys, default_flow_style=False,
                          allow_unicode=True, explicit_start=True, width=1 << 16)
 
 

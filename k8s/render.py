@@ -37,6 +37,7 @@ class RenderedObject:
     data: dict
     component: str
     source: Source
+    default_namespace: str | None = None  # for kinds whose scope only the server knows
 
     @property
     def api_version(self):
@@ -67,6 +68,12 @@ class RenderedObject:
     def ref(self):
         """`Kind/name` for messages."""
         return f"{self.kind}/{self.name}"
+
+    @property
+    def display(self):
+        """kubectl's `kind.group/name` (`deployment.apps/web`, `configmap/settings`)."""
+        group = f".{self.group}" if self.group else ""
+        return f"{self.kind.lower()}{group}/{self.name}"
 
 
 def read_text(path):
@@ -153,7 +160,8 @@ def render_components(components, variables):
     crds = [o.data for o in objects if o.kind == "CustomResourceDefinition"]
     by_name = {c.name: c for c in components}
     for obj in objects:
-        _default_namespace(obj, by_name[obj.component].namespace, crds)
+        obj.default_namespace = by_name[obj.component].namespace
+        _default_namespace(obj, obj.default_namespace, crds)
     _check_duplicates(objects)
     return objects
 

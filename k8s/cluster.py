@@ -1,0 +1,195 @@
+"""Cluster: a connection to one kubeconfig context, through the official client.
+
+Discovery is fetched once per run (the dynamic client's lazy discoverer with a
+cache file private to this run), requests that fail for passing reasons (429,
+5xx, a dropped connection) are retried with bounded exponential backoff, and
+every other failure becomes a one-line UserError naming the server and
+context, or the object.
+"""
+
+import os
+import random
+import shutil
+import tempfile
+import time
+
+from .errors import UserError
+
+RETRIES = 6          # attempts after the first one
+BACKOFF_START = 0.1  # seconds; doubles each attempt
+BACKOFF_MAX = 3.0
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class ApiError(UserError):
+    """The server refused a request for one object (4xx, or 5xx beyond the retries)."""
+
+    def __init__(self, message, status, reason="", obj=None):
+        super().__init__(message, obj=obj)
+        self.status = status
+        self.reason = reason
+
+
+class Cluster:
+    """One context of a kubeconfig: version, discovery and retried requests.
+
+    Parameters:
+        kubeconfig: path of the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+        context: context name (default: the kubeconfig's current context).
+        pool_size: HTTP connections kept open, at least the number of parallel workers.
+    """
+
+    def __init__(self, kubeconfig=None, context=None, pool_size=8):
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        path = path.split(os.pathsep)[0]
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(config_file=path, context=context,
+                                    client_configuration=configuration, persist_config=False)
+        except (ConfigException, OSError, TypeError, ValueError) as err:
+            text = str(err).strip("'\"")
+            if "Expected object with name" in text:
+                text = f"no context {context!r} (set ADMIN_CTX/USER_CTX or --context)"
+            raise UserError(f"kubeconfig {path}: {text.splitlines()[0] if text else repr(err)}")
+        configuration.retries = False  # retries are ours: bounded, with backoff, counted
+        configuration.connection_pool_maxsize = max(pool_size, 4)
+        self.url = configuration.host
+        self.context = context or _current_context(path)
+        self.api = client.ApiClient(configuration)
+        self._cache_dir = tempfile.mkdtemp(prefix="k8s-toolkit-discovery-")
+        self._dynamic = None
+        self._resources = {}
+
+    def close(self):
+        shutil.rmtree(self._cache_dir, ignore_errors=True)
+        self.api.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def dynamic(self):
+        """The kubernetes DynamicClient; its discovery runs on first use, once per run."""
+        if self._dynamic is None:
+            from kubernetes.dynamic import DynamicClient
+
+            self._dynamic = self.call(lambda: DynamicClient(
+                self.api, cache_file=os.path.join(self._cache_dir, "discovery.json")))
+        return self._dynamic
+
+    def version(self):
+        """The server's Kubernetes version as "MAJOR.MINOR" (e.g. "1.31")."""
+        info = self.dynamic.version["kubernetes"]
+        minor = "".join(ch for ch in str(info.get("minor", "")) if ch.isdigit())
+        return f"{info.get('major', '1')}.{minor}"
+
+    def resource(self, api_version, kind):
+        """The discovered API resource of `kind` in `api_version`, or None if not served."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        key = (api_version, kind)
+        group, _, version = api_version.rpartition("/")
+        # Naming prefix and group keeps the lazy discoverer to this one group
+        # version; with either left out it fetches every group of the server.
+        where = {"prefix": "apis", "group": group} if group else {"prefix": "api"}
+        if key not in self._resources:
+            try:
+                self._resources[key] = self.call(
+                    lambda: self.dynamic.resources.get(api_version=version, kind=kind, **where))
+            except ResourceNotFoundError:
+                return None
+        return self._resources[key]
+
+    def call(self, request, obj=None):
+        """Run `request()`, retrying passing failures; raise ApiError or UserError otherwise.
+
+        Parameters:
+            request: a function making one HTTP request.
+            obj: `kind/name` for error messages, if the request is about one object.
+        """
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic.exceptions import DynamicApiError
+        from urllib3.exceptions import HTTPError
+
+        delay = BACKOFF_START
+        for attempt in range(RETRIES + 1):
+            last = attempt == RETRIES
+            pause = None
+            try:
+                return request()
+            except (ApiException, DynamicApiError) as err:
+                status = getattr(err, "status", None) or 0
+                if status not in RETRY_STATUS or last:
+                    raise self._api_error(err, status, obj, retried=attempt) from None
+                pause = _retry_after(err)
+            except (HTTPError, OSError) as err:
+                # A refused connection before any object is the server being away,
+                # not a passing fault: say so after one retry, not six.
+                if last or (attempt >= 1 and obj is None and _refused(err)):
+                    raise UserError(f"cannot reach the API server {self.url} (context "
+                                    f"{self.context}): {_reason(err)}") from None
+            time.sleep(pause or delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _api_error(self, err, status, obj, retried):
+        body = _status_body(err)
+        message = body.get("message") or getattr(err, "reason", "") or str(err)
+        reason = body.get("reason") or ""
+        if status == 401:
+            message = (f"the API server {self.url} rejected the credentials of context "
+                       f"{self.context} (401 Unauthorized): {message}")
+        elif status in RETRY_STATUS and retried:
+            message = f"{message} ({status}, still failing after {retried} retries)"
+        else:
+            message = f"{message} ({status} {reason})".replace(" )", ")")
+        return ApiError(" ".join(message.split()), status, reason, obj=obj)
+
+
+def _current_context(path):
+    from kubernetes import config
+
+    try:
+        return config.list_kube_config_contexts(path)[1]["name"]
+    except Exception:  # the load above already reported a broken file
+        return "?"
+
+
+def _status_body(err):
+    import json
+
+    body = getattr(err, "body", None) or getattr(err, "summary", lambda: None)()
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(body) if isinstance(body, str) else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _retry_after(err):
+    headers = getattr(err, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return min(float(value), BACKOFF_MAX * 2) if value else None
+    except ValueError:
+        return None
+
+
+def _refused(err):
+    return "refused" in str(err).lower() or "name or service not known" in str(err).lower()
+
+
+def _reason(err):
+    """The readable end of urllib3's wrapped OS error (`Connection refused`)."""
+    import re
+
+    text = str(getattr(err, "reason", None) or err)
+    text = text.rsplit(": ", 1)[-1] if ": " in text else text
+    return re.sub(r"^\[Errno -?\d+\] ", "", text.strip("')\""))
