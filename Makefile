@@ -4,6 +4,9 @@
 # Usage:
 #   make test                  set up .venv and run the whole test suite
 #   make render                render + validate every component into build/
+#   make install               apply every install component, in order, waiting for rollouts
+#   make <component>           apply one component (ACTION=delete make <component> removes it)
+#   make diff                  what applying everything would change
 #   make help                  list every target
 #
 # Variables come from Makefile.vars (defaults, `export NAME ?= value`), the
@@ -17,12 +20,14 @@ include Makefile.vars
 PYTHON  := .venv/bin/python
 RENDER  := $(PYTHON) render.py
 BUILD   ?= build
+ACTION  ?= apply
+COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help test render validate vars components bench clean
+.PHONY: help test render validate vars components bench clean install diff $(COMPONENTS)
 
 help: ## list every target with its description
-	@sed -n 's/^\([a-zA-Z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | expand -t 24
+	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/' | expand -t 24
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && touch $@
@@ -37,6 +42,15 @@ render: .venv/.installed ## render + validate every component into build/ (no cl
 
 validate: .venv/.installed ## render + validate every component, print a summary only
 	$(RENDER) validate
+
+install: .venv/.installed ## apply every install component in dependency order, waiting for rollouts
+	$(RENDER) install
+
+diff: .venv/.installed ## show what applying every component would change (exit 1 if anything)
+	$(RENDER) diff
+
+$(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it
+	$(RENDER) $(ACTION) $@
 
 vars: .venv/.installed ## show every variable, its value and where it came from
 	$(RENDER) vars

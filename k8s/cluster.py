@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 
 from .errors import UserError
@@ -55,6 +56,7 @@ class Cluster:
                 text = f"no context {context!r} (set ADMIN_CTX/USER_CTX or --context)"
             raise UserError(f"kubeconfig {path}: {text.splitlines()[0] if text else repr(err)}")
         configuration.retries = False  # retries are ours: bounded, with backoff, counted
+        _throttle_refresh(configuration)
         configuration.connection_pool_maxsize = max(pool_size, 4)
         self.url = configuration.host
         self.context = context or _current_context(path)
@@ -62,6 +64,7 @@ class Cluster:
         self._cache_dir = tempfile.mkdtemp(prefix="k8s-toolkit-discovery-")
         self._dynamic = None
         self._resources = {}
+        self._discovery_lock = threading.RLock()  # workers share one discovery
 
     def close(self):
         shutil.rmtree(self._cache_dir, ignore_errors=True)
@@ -76,12 +79,13 @@ class Cluster:
     @property
     def dynamic(self):
         """The kubernetes DynamicClient; its discovery runs on first use, once per run."""
-        if self._dynamic is None:
-            from kubernetes.dynamic import DynamicClient
+        with self._discovery_lock:
+            if self._dynamic is None:
+                from kubernetes.dynamic import DynamicClient
 
-            self._dynamic = self.call(lambda: DynamicClient(
-                self.api, cache_file=os.path.join(self._cache_dir, "discovery.json")))
-        return self._dynamic
+                self._dynamic = self.call(lambda: DynamicClient(
+                    self.api, cache_file=os.path.join(self._cache_dir, "discovery.json")))
+            return self._dynamic
 
     def version(self):
         """The server's Kubernetes version as "MAJOR.MINOR" (e.g. "1.31")."""
@@ -98,13 +102,14 @@ class Cluster:
         # Naming prefix and group keeps the lazy discoverer to this one group
         # version; with either left out it fetches every group of the server.
         where = {"prefix": "apis", "group": group} if group else {"prefix": "api"}
-        if key not in self._resources:
-            try:
-                self._resources[key] = self.call(
-                    lambda: self.dynamic.resources.get(api_version=version, kind=kind, **where))
-            except ResourceNotFoundError:
-                return None
-        return self._resources[key]
+        with self._discovery_lock:
+            if key not in self._resources:
+                try:
+                    self._resources[key] = self.call(
+                        lambda: self.dynamic.resources.get(api_version=version, kind=kind, **where))
+                except ResourceNotFoundError:
+                    return None
+            return self._resources[key]
 
     def call(self, request, obj=None):
         """Run `request()`, retrying passing failures; raise ApiError or UserError otherwise.
@@ -149,6 +154,28 @@ class Cluster:
         else:
             message = f"{message} ({status} {reason})".replace(" )", ")")
         return ApiError(" ".join(message.split()), status, reason, obj=obj)
+
+
+def _throttle_refresh(configuration, every=30.0):
+    """Re-read the kubeconfig's credentials at most every `every` seconds.
+
+    The client re-runs its whole kubeconfig loader before every request (about
+    1.4 ms, a third of a request's own cost); an exec plugin or OIDC token still
+    gets refreshed long before it can expire.
+    """
+    hook = configuration.refresh_api_key_hook
+    if hook is None:
+        return
+    last = [float("-inf")]
+    lock = threading.Lock()
+
+    def refresh(config):
+        with lock:
+            if time.monotonic() - last[0] >= every:
+                last[0] = time.monotonic()
+                hook(config)
+
+    configuration.refresh_api_key_hook = refresh
 
 
 def _current_context(path):

@@ -264,11 +264,23 @@ class _Decoder:
                     return _json_value(self.scalar(node))
                 except ValueError as e:
                     raise self.error(node, str(e)) from None
+            if node.flow_style:
+                self._check_flow(node)
             if isinstance(node, yaml.SequenceNode):
                 return [self.decode(child) for child in node.value]
             return {key: self.decode(value) for key, _, value in self.pairs(node)}
         finally:
             self._leave(node, alias)
+
+    def _check_flow(self, node):
+        """go-yaml v2 (scannerc.go) ends a plain scalar at '?' inside [ ] and { }, and reads a
+        ':' starting one as a value indicator; libyaml 0.2.5 reads both as text."""
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+        for child in children:
+            if (isinstance(child, yaml.ScalarNode) and not child.style
+                    and (child.value[:1] == ":" or "?" in child.value[1:])):
+                raise self.error(child, "in [ ] or { }, kubectl cannot read a plain scalar with '?' "
+                                 "or starting with ':' (quote it)")
 
     def scalar(self, node):
         """The Go value of a scalar (decode.go scalar(), resolve.go resolve())."""
@@ -281,6 +293,10 @@ class _Decoder:
                 raise self.error(node, "!!binary value contains invalid base64 data") from None
             # json.Marshal turns every invalid UTF-8 byte into U+FFFD
             return re.sub("[\udc80-\udcff]", "\ufffd", data.decode("utf-8", "surrogateescape"))
+        if node.style == '"' and "\\/" in self.text:
+            for m in re.finditer(r"\\(.)", self.text[node.start_mark.index:node.end_mark.index], re.S):
+                if m.group(1) == "/":  # libyaml 0.2.5 takes it, go-yaml v2 (scannerc.go) does not
+                    raise self.error(node, "found unknown escape character \\/ in a quoted scalar")
         if not tag:
             if node.style or _BANG.match(self.text, node.start_mark.index):
                 return value  # quoted and block scalars are strings; so is `! x`
@@ -338,23 +354,31 @@ class _Decoder:
 
 
 def _compose(text, filename, line0):
-    """The root node of the first YAML document in `text` (None if none), as yaml.Unmarshal reads it."""
-    loader = _Loader(text)
-    try:
-        return loader.get_node() if loader.check_node() else None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        message = getattr(e, "problem", None) or str(e).replace("\n", " ")
-        if getattr(e, "context", None):
-            message = f"{message} ({e.context})"
-        raise UserError(f"invalid YAML: {message}", file=filename,
-                        line=mark and line0 + mark.line + 1, col=mark and mark.column + 1) from None
-    finally:
-        loader.dispose()
+    """(root node of the first YAML document in `text` or None, the text parsed), as
+    yaml.Unmarshal reads it."""
+    while True:
+        loader = _Loader(text)
+        try:
+            return (loader.get_node() if loader.check_node() else None), text
+        except yaml.reader.ReaderError as e:  # a character YAML does not allow
+            line, char = text.count("\n", 0, e.position), e.character
+            char = char if isinstance(char, int) else ord(char)
+            raise UserError(f"invalid YAML: character #x{char:04x} is not allowed", file=filename,
+                            line=line0 + line + 1, col=e.position - text.rfind("\n", 0, e.position)) from None
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            if e.problem == "found unknown escape character" and text[mark.index:mark.index + 2] == "\\'":
+                text = text[:mark.index] + text[mark.index + 1:]  # go-yaml v2 (scannerc.go) reads \' as '
+                continue
+            message = f"{e.problem} ({e.context})" if e.context else e.problem
+            raise UserError(f"invalid YAML: {message}", file=filename,
+                            line=line0 + mark.line + 1, col=mark.column + 1) from None
+        finally:
+            loader.dispose()
 
 
 def _decode(text, filename, line0, expand=None):
-    node = _compose(text, filename, line0)
+    node, text = _compose(text, filename, line0)
     if node is None:
         return None
     try:
@@ -365,31 +389,36 @@ def _decode(text, filename, line0, expand=None):
 
 # --- documents -----------------------------------------------------------------------
 
-_SEPARATOR = re.compile(r"^---(.*)$", re.M)  # decoder.go YAMLReader.Read
-_CONTENT = re.compile(r"^[ \t]*[^ \t\r\n#]", re.M)  # a line that is neither blank nor a comment
+_SEPARATOR = re.compile(r"\n---([^\n]*)")  # decoder.go YAMLReader.Read: a line starting ---
+_FIRST_SEPARATOR = re.compile(r"---([^\n]*)")
+_CONTENT = re.compile(r"[ \t]*[^ \t\r\n#]")  # a line that is neither blank nor a comment
+_NEXT_CONTENT = re.compile(r"\n[ \t]*[^ \t\r\n#]")
 _JSON_START = re.compile(r"\s*\{")  # decoder.go GuessJSONStream / hasJSONPrefix
 _SPACE = re.compile(r"\s*")
 
 
 def _spans(text, filename):
-    """[(start, end, line0, first line)] of each document, cut as kubectl's YAMLReader cuts."""
-    cuts, start, line = [], 0, 1
-    for m in _SEPARATOR.finditer(text):
-        rest = m.group(1).strip()
-        sep_line = line + text.count("\n", start, m.start())
-        if rest and rest[0] != "#":
-            raise UserError(f"invalid document separator {m.group(0).strip()!r}: kubectl allows "
-                            "only a comment after ---", file=filename, line=sep_line, col=4)
-        cuts.append((start, m.start(), line))
-        start, line = m.end() + 1, sep_line + 1
-    cuts.append((start, len(text), line))
-    spans = []
-    for i, (start, end, line) in enumerate(cuts):
-        m = _CONTENT.search(text, start, end)
-        if m:
-            spans.append((start, end, line - 1, line + text.count("\n", start, m.start())))
-        elif i:  # after a `---`: an empty document; before the first one: nothing
-            spans.append((start, end, line - 1, line - 1))
+    """[(start, end, line0, first line)] of each document, cut as kubectl's YAMLReader cuts.
+
+    `line0` counts the lines before the document; the first line is that of its content
+    (for an empty document: of its `---`).  Before the first `---`, only content counts.
+    """
+    first = _FIRST_SEPARATOR.match(text)
+    seps = ([(0, first.end(), first.group(1))] if first else []) + [
+        (m.start() + 1, m.end(), m.group(1)) for m in _SEPARATOR.finditer(text)]
+    spans, start, line = [], 0, 1
+    for sep_start, sep_end, rest in [*seps, (len(text), len(text), None)]:
+        sep_line = line + text.count("\n", start, sep_start)
+        m = _CONTENT.match(text, start, sep_start)
+        content = start if m else (m := _NEXT_CONTENT.search(text, start, sep_start)) and m.start() + 1
+        if content is not None:
+            spans.append((start, sep_start, line - 1, line + text.count("\n", start, content)))
+        elif start:  # after a `---`: an empty document; before the first one: nothing
+            spans.append((start, sep_start, line - 1, line - 1))
+        if rest and (rest := rest.strip()) and rest[0] != "#":
+            raise UserError(f"invalid document separator: kubectl allows only a comment after ---, "
+                            f"not {rest!r}", file=filename, line=sep_line, col=4)
+        start, line = sep_end + 1, sep_line + 1
     return spans
 
 
@@ -432,6 +461,14 @@ def _json_spans(text, filename):
 _SLOW = object()
 
 
+def _chunk(text, start, end):
+    """A document's text as YAMLReader hands it on: lines end in a bare "\n", the last one too."""
+    chunk = text[start:end]
+    if "\r" in chunk:
+        chunk = chunk.replace("\r\n", "\n")
+    return chunk if chunk.endswith("\n") or not chunk else chunk + "\n"
+
+
 def _check(text, filename):
     if "\x00" in text:
         raise UserError("binary file (it contains NUL bytes), not YAML or JSON", file=filename)
@@ -451,7 +488,7 @@ def load_all(text: str, filename: str) -> list[Document]:
     fast = is_fast(text)
     docs = []
     for index, (start, end, line0, line) in enumerate(_spans(text, filename)):
-        chunk, data = text[start:end], _SLOW
+        chunk, data = _chunk(text, start, end), _SLOW
         if fast:
             try:
                 data = yaml_rs.loads(chunk, parse_datetime=False)
@@ -473,7 +510,7 @@ def load_all_substituting(text: str, filename: str, expand) -> list[Document]:
             block scalars stay strings.
     """
     _check(text, filename)
-    return [Document(index, line, _decode(text[start:end], filename, line0, expand))
+    return [Document(index, line, _decode(_chunk(text, start, end), filename, line0, expand))
             for index, (start, end, line0, line) in enumerate(_spans(text, filename))]
 
 
@@ -490,10 +527,10 @@ def line_of(text: str, filename: str, doc_index: int, path: list) -> int | None:
             line0 = line - 1
         else:
             start, end, line0, line = _spans(text, filename)[doc_index]
-        node = _compose(text[start:end], filename, line0)
+        node, chunk = _compose(_chunk(text, start, end), filename, line0)
     except (UserError, IndexError):
         return None
-    decoder = _Decoder(filename, text[start:end], line0)
+    decoder = _Decoder(filename, chunk, line0)
     for step in path:
         found = None
         if isinstance(node, yaml.MappingNode) and isinstance(step, str):
@@ -512,27 +549,68 @@ def line_of(text: str, filename: str, doc_index: int, path: list) -> int | None:
 
 
 # --- the fast path's guard -------------------------------------------------------------
+# A plain scalar starts at the text's start, after "\n" + indentation (+ "- "), ": ", "[",
+# "{" or ","; `_TOKEN` tells whether it may read differently in yaml-rs (YAML 1.2) or be a
+# non-string key.  It may over-match (then the slow path runs), never under-match.  Each
+# pattern starts with a literal: Python's re finds those ten times faster than a class.
+# Only ' ' is matched as a space: a text with a tab never gets here.
+_END = r"(?= *+(?:[\r\n,\]}#:]|\Z))"  # the token is the whole plain scalar (or a key)
+_NUMBER = (r"0[0-9xXoObB_]"  # 0644 0x1F 0o17 0b101 09
+           # 1_000 1e3 1.5e3 1.0 2., number keys (8080:, 1.5:), too many digits for the
+           # float to keep a fraction (1234567.00000001)
+           rf"|[0-9]++(?:[_eE]|\.[0-9]*[eE_]|\.0*{_END}|(?:\.[0-9]*)?[ \t]*:(?=[\s,\]}}]|\Z)"
+           r"|\.[0-9]{8})|[0-9]{7,}\.|[0-9]{19}")  # and beyond int64
+_DOT = r"\.[0-9_iInN.]|_[0-9_.]"  # .5 .inf .nan ... _1 ._5 (yaml-rs drops '_' in numbers)
+# One branch per first character: Python's re tests that before entering a branch.
+_TOKEN = "".join([
+    rf"(?:{_NUMBER}|-(?:{_DOT}|{_NUMBER})|\+[._0-9]|{_DOT}",  # +5 +.5
+    rf"|[yY](?:[eE][sS])?{_END}|[nN](?:[oO]?{_END}|[uU][lL][lL][ \t]*:)|[oO](?:[nN]|[fF][fF]){_END}",
+    r"|[tT][rR][uU][eE][ \t]*:|[fF][aA][lL][sS][eE][ \t]*:|~[ \t]*:",  # booleans, non-string keys
+    # tags, anchors, aliases, merges, complex/empty keys, ':'-led scalars in a flow, reserved
+    # indicators, directives; block scalars (yaml-rs ends an empty one with "\n", reads | as text
+    # in a flow)
+    r"|[!&*?:|>%@`]|<<)",
+])
+_GATE = r" *+(?=[-+._0-9yYnNoOtTfF~!&*<?:|>%@`])"  # cheap first test: can a token start here?
+_LINE = r" *+(?:- ++)*+"  # "- " only follows indentation (or another "- ")
+# A flow collection must close on its line, at most two deep, hold plain text, quoted strings
+# and ': ', its mappings `key: value` entries, and not be a key: yaml-rs reads multi-line ones,
+# `[a:]`, `[a ::]`, `{1}` (an int key) ... its own way.
+_Q = r"""|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|'[^'\n]*+(?:''[^'\n]*+)*+'"""
+_KEY = r"""(?:[^\[\]{}"'\n\r:#,?]++""" + _Q + ")++"
+_VALUE = r"""[^\[\]{}"'\n\r:#,?]++|:(?= )""" + _Q
 
-# A plain token starts after whitespace or a flow indicator and ends before spaces and
-# then a line end, a comment, a flow indicator or a ':'.
-_B = r"(?<![^\s\[{,])"
-_E = r"(?=[ \t]*(?:[\r\n,\]}#:]|\Z))"
-_SAFE_NUMBER = r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]*[1-9][0-9]*)?(?=[ \t]*(?:[\r\n,\]}#]|\Z))"
-_UNSAFE = re.compile("|".join([
-    # numbers other than plain decimal ints that fit int64 and non-integral decimals,
-    # or any number used as a key: 0644, 0x1F, 1_000, +5, 1.0, 1e3, 2., .5, 9999999999999999999
-    rf"{_B}(?:(?!{_SAFE_NUMBER})[-+]?[0-9.][0-9a-fA-FxXoOpP_]*(?:\.[0-9a-fA-FxXoOpP_]*)?(?:[eE][-+][0-9_]*)?{_E}"
-    rf"|(?i:y|yes|n|no|on|off){_E}"  # YAML 1.1 booleans
-    rf"|(?i:true|false|null|~)[ \t]*:"  # non-string keys
-    r"|[-+]?\.(?i:inf|nan)"  # .inf, .nan
-    r"|[!&*]|<<|[?:](?=[ \t\r\n]|\Z))",  # tags, anchors, aliases, merges, complex keys
-    r"[\]}]:|['\"]:(?=[^ \t\r\n])",  # a collection as a key, "a":b
-    r"^(?:\.\.\.|%)",  # document end markers, directives
-    # tabs, a lone CR, NEL/LS/PS (line breaks in YAML 1.1), a BOM, non-printables
-    "\r(?!\n)|[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]",
-]), re.M)
+
+def _flow(nest):
+    """Patterns for what follows a `[` and a `{`; `nest` may occur in values."""
+    value = f"(?:{_VALUE}{'|' + nest if nest else ''})*+"
+    return (rf"{value}(?:,{value})*+\]",
+            rf"(?: *+{_KEY}: {value}(?:, *+{_KEY}: {value})*+,?)? *+}}")
+
+
+_FLOW = _flow("|".join(re.escape(o) + rest for o, rest in zip("[{", _flow(""))))
+# (a character the text must hold, a pattern): `in` costs far less than a scan
+_UNSAFE = [(c, re.compile(p)) for c, p in [
+    ("\n", rf"\n{_LINE}{_GATE}(?:{_TOKEN}|\.\.\.)"),  # ... ends a document
+    (":", rf": {_GATE}{_TOKEN}"),
+    ("[", rf"\[(?:{_GATE}{_TOKEN}|(?!{_FLOW[0]}(?![ \t]*:)))"),
+    ("{", rf"\{{(?:{_GATE}{_TOKEN}|(?!{_FLOW[1]}(?![ \t]*:)))"),
+    (",", rf",{_GATE}{_TOKEN}"),
+    ("\r", r"\r(?!\n)"),  # a lone CR
+    ('"', r'":[^ \t\r\n]'), ("'", r"':[^ \t\r\n]"),  # "a":b
+    ("\\", r"\\/")]]  # go-yaml v2 rejects the escape \/
+_START = re.compile(rf"\.\.\.|{_LINE}{_GATE}{_TOKEN}")
+_CONTROLS = bytes(c for c in range(32) if c not in b"\r\n") + b"\x7f"
 
 
 def is_fast(text) -> bool:
     """Whether `load_all` may read `text` with yaml-rs: no token that YAML 1.2 reads differently."""
-    return not _UNSAFE.search(text)
+    # Tabs and control characters (libyaml rejects what yaml-rs takes); beyond ASCII also a
+    # BOM and NEL/LS/PS (line breaks in YAML 1.1 only): isprintable() is False for those.
+    if text.isascii():
+        raw = text.encode()
+        if len(raw.translate(None, _CONTROLS)) != len(raw):
+            return False
+    elif not text.replace("\r", "").replace("\n", "").isprintable():
+        return False
+    return not (_START.match(text) or any(c in text and p.search(text) for c, p in _UNSAFE))

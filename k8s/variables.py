@@ -1,12 +1,10 @@
 """Read `Makefile.vars` (and an optional per-cluster overlay) exactly as GNU make 4.3 does.
 
-The vars files are shared with the project's Makefile, so every rule here mirrors
-make's reader (read.c) and expander (expand.c) for the subset we accept: variable
-assignments (`=`, `:=`, `::=`, `?=`, `+=`, optionally prefixed by `export`) and
-`export NAME...` lines. Everything else make would do (functions such as
-`$(shell ...)`, conditionals, includes, rules) is refused with a one-line
-`UserError`, never executed. tests/test_variables.py checks the results against
-/usr/bin/make itself.
+The Makefile reads the same files, so each rule below mirrors make's reader (read.c)
+and expander (expand.c) for the subset we accept: assignments (`=`, `:=`, `::=`, `?=`,
+`+=`, optionally after `export`) and `export NAME...` lines. Anything else (functions
+such as `$(shell ...)`, conditionals, includes, rules) is refused with a one-line
+UserError, never executed. tests/test_variables.py checks us against make itself.
 """
 
 import functools
@@ -15,27 +13,27 @@ from dataclasses import dataclass
 
 from k8s.errors import UserError, raise_all
 
-_BLANK = " \t"  # make's ISBLANK: separates a name from its operator
-_SPACE = " \t\n\v\f\r"  # make's ISSPACE: stripped before a value, separates words
-_DIRECTIVES = {
-    "include", "-include", "sinclude", "ifdef", "ifndef", "ifeq", "ifneq", "else",
-    "endif", "define", "endef", "undefine", "unexport", "override", "private",
-    "vpath", "load", "-load",
-}  # fmt: skip
-_ONLY_ASSIGNMENTS = "; only variable assignments are supported"
+_BLANK = " \t"  # make's ISBLANK: may separate a name from its operator
+_SPACE = " \t\n\v\f\r"  # make's ISSPACE: stripped around values, separates words
+_TO_BLANK = str.maketrans(_SPACE, " " * len(_SPACE))
+_REFUSED_MODIFIERS = ("define", "undefine", "unexport", "override", "private")  # besides `export`
+_DIRECTIVES = {"include", "-include", "sinclude", "ifdef", "ifndef", "ifeq", "ifneq", "else", "endif",
+               "endef", "vpath", "load", "-load", *_REFUSED_MODIFIERS}  # fmt: skip
+_ONLY = "; only variable assignments are supported"
+_SET_IT = " is not supported; set the value directly"
 
 
 @dataclass(frozen=True)
 class Variable:
-    """A variable after both vars files have been read.
+    """A variable once both vars files are read.
 
     Parameters:
         name: the variable's name.
-        value: its fully expanded value. An environment variable's value is
-            verbatim, as make hands it to recipes (and envsubst saw it).
-        origin: "environment", "environment (overrides Makefile.vars:12)" for an
-            environment value that beat a `?=` default, "Makefile.vars:12" or
-            "overlay cluster.vars:3" (paths as given) for the last assignment.
+        value: its fully expanded value; an environment variable's value is verbatim,
+            as make passes it to recipes (and envsubst saw it).
+        origin: "environment"; "environment (overrides Makefile.vars:12)" when it beat
+            a `?=`; else its last assignment, "Makefile.vars:12" or "overlay prod.vars:3"
+            (paths as given).
     """
 
     name: str
@@ -45,30 +43,34 @@ class Variable:
 
 @dataclass
 class _Var:
-    value: str  # unexpanded text if `recursive`, else final text
+    value: str  # unexpanded text if `recursive`, else the final text
     recursive: bool
     origin: str
-    file: str | None = None  # None: comes from the environment
+    file: str | None = None  # None: from the environment
     line: int | None = None
+
+    def error(self, name, message):
+        if self.file:
+            return UserError(message, file=self.file, line=self.line)
+        return UserError(f"environment variable {name}: {message}")
 
 
 def load_variables(path="Makefile.vars", overlay=None, environ=None) -> dict[str, Variable]:
-    """Read the vars files like the Makefile's `-include $(VARS_FILE)` then `include Makefile.vars`.
+    """Read the files like the Makefile's `-include $(VARS_FILE)` then `include Makefile.vars`.
 
     Parameters:
         path: the main vars file.
-        overlay: an optional vars file read *before* `path` (so its assignments beat
-            `?=` defaults in `path`); defaults to `environ["VARS_FILE"]`. A missing
-            overlay is an error (make would silently skip it).
-        environ: the environment, default `os.environ`. `?=` yields to it; `=`,
-            `:=` and `+=` override it, as in make without `-e`.
+        overlay: a vars file read *before* `path`, so its values beat `?=` defaults in
+            `path`; defaults to `environ["VARS_FILE"]`. A missing overlay is an error
+            (make's `-include` would skip it silently).
+        environ: the environment, default `os.environ`. `?=` yields to it; `=`, `:=`
+            and `+=` override it (make without `-e`).
 
-    Returns every variable, in order: those the files define or `?=`-mention (file
-    order), then the rest of the environment (the renderer sees all of it).
+    Returns every variable: those the files assign or `?=`-default, in file order, then
+    the rest of the environment, because the renderer sees all of it.
     """
     environ = os.environ if environ is None else environ
-    if overlay is None:
-        overlay = environ.get("VARS_FILE") or None
+    overlay = overlay or environ.get("VARS_FILE") or None
     reader = _Reader(environ)
     if overlay:
         reader.read(str(overlay), f"overlay {overlay}", "overlay file (VARS_FILE) not found")
@@ -80,9 +82,9 @@ def describe(variables, names=None) -> list[str]:
     """Lines `NAME=value  (origin)` for `render.py vars [NAME...]`.
 
     Parameters:
-        variables: the result of `load_variables` (its order is kept).
-        names: variables to show, in that order; None shows those the files define
-            and environment overrides of them, not the rest of the environment.
+        variables: what `load_variables` returned (its order is kept).
+        names: the variables to show, in order; None shows the files' variables and
+            environment overrides of them, not the rest of the environment.
     """
     if names is None:
         chosen = [v for v in variables.values() if v.origin != "environment"]
@@ -97,59 +99,47 @@ class _Reader:
     """make's variable table while the files are read, and its expander."""
 
     def __init__(self, environ):
-        # make imports the environment as recursive variables: `$(FOO)` expands
-        # references inside FOO's environment value.
+        # make imports the environment as recursive variables: a reference to one
+        # also expands the references inside its value.
         self.table = {k: _Var(v, True, "environment") for k, v in environ.items()}
-        self.touched = {}  # names the files assign or override, in file order
-        self.memo = {}  # expansions valid until the table next changes
+        self.touched = {}  # names the files assign or `?=`-default, in file order
+        self.memo = {}  # expansions, valid until the table changes
         self.active = set()  # variables being expanded, to catch cycles
 
     def read(self, path, label, missing):
         try:
             with open(path, "rb") as f:
                 data = f.read()
+            text = data.decode("utf-8").removeprefix("\ufeff")  # make skips a BOM
         except FileNotFoundError:
             raise UserError(missing, file=path) from None
         except OSError as e:
             raise UserError(e.strerror or str(e), file=path) from None
-        try:
-            text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise UserError("not valid UTF-8", file=path, line=data.count(b"\n", 0, e.start) + 1) from None
-        for lineno, line in _logical_lines(text.removeprefix("\ufeff")):  # make skips a BOM
+        for lineno, line in _logical_lines(text):
             try:
-                self._statement(line.lstrip(_SPACE), f"{label}:{lineno}", path, lineno)
+                self._statement(line, (f"{label}:{lineno}", path, lineno))
             except UserError as e:
                 if e.file:
                     raise
                 raise UserError(e.message, file=path, line=lineno) from None
 
-    def _statement(self, line, origin, file, lineno):
+    def _statement(self, raw, where):
+        line = raw.lstrip(_SPACE)
+        # read.c's parse_var_assignment: a modifier word counts only if the line is not
+        # already an assignment, so `export = 1` sets a variable named `export`.
+        while line and (found := _split_definition(line)) is None:
+            word, line = _first_word(line)
+            if word in _REFUSED_MODIFIERS:
+                raise UserError(f"make directive '{word}' is not supported{_ONLY}")
+            if word != "export" or not line:
+                return self._not_assignment(raw, where)
         if not line:
             return
-        assignment = _split_assignment(line)
-        if assignment is None:
-            word, rest = _first_word(line)
-            if word == "export":  # `export A B` defines missing names as empty, as make does
-                for name in _words(self.expand(_parse(rest))):
-                    if name not in self.table:
-                        self._set(name, _Var("", False, origin, file, lineno))
-                return
-            if word in _DIRECTIVES:
-                raise UserError(f"make directive '{word}' is not supported" + _ONLY_ASSIGNMENTS)
-            parts = _parse(line)  # name a function in the line (`$(info x)`) rather than its syntax
-            if ":" in line:
-                raise UserError("rule lines (target: prerequisites) are not supported" + _ONLY_ASSIGNMENTS)
-            if self.expand(parts).strip(_SPACE):  # make ignores a line that expands to nothing
-                raise UserError("not a variable assignment (expected NAME = value)")
-            return
-
-        modifiers, name_text, op, value = assignment
-        for word in modifiers:
-            if word != "export":
-                raise UserError(f"make directive '{word}' is not supported" + _ONLY_ASSIGNMENTS)
+        name_text, op, value = found
         if op == "!=":
-            raise UserError("shell assignment '!=' is not supported; set the value directly")
+            raise UserError(f"shell assignment '!='{_SET_IT}")
         name = self.expand(_parse(name_text))  # make expands names: `$(ENV)_HOST = x`
         if not name:
             raise UserError("empty variable name")
@@ -157,22 +147,37 @@ class _Reader:
             raise UserError(f"variable name {name!r} contains whitespace")
         parts = _parse(value)  # refuse functions even in a value that is never used
         old = self.table.get(name)
-        if op == "?=" and old is not None:
+        if op == "?=" and old:
             if old.origin == "environment":
-                old.origin = f"environment (overrides {origin})"
+                old.origin = f"environment (overrides {where[0]})"
                 self.touched.setdefault(name)
-            return
-        if op in (":=", "::="):
-            self._set(name, _Var(self.expand(parts), False, origin, file, lineno))
-        elif op == "+=" and old is not None:
-            # Appending keeps the flavour; a simple variable gets the new text
+        elif op in (":=", "::="):
+            self._set(name, _Var(self.expand(parts), False, *where))
+        elif op == "+=" and old:
+            # Appending keeps the flavour, so a simple variable gets the new text
             # expanded now. Appending nothing changes nothing, not even the origin.
             more = value if old.recursive else self.expand(parts)
             if more:
-                joined = f"{old.value} {more}" if old.value else more
-                self._set(name, _Var(joined, old.recursive, origin, file, lineno))
-        else:  # `=`, `?=` and `+=` of an undefined variable are recursive: expanded at use
-            self._set(name, _Var(value, True, origin, file, lineno))
+                self._set(name, _Var(f"{old.value} {more}" if old.value else more, old.recursive, *where))
+        else:  # `=`, and `?=`/`+=` of an undefined variable: expanded at each use
+            self._set(name, _Var(value, True, *where))
+
+    def _not_assignment(self, raw, where):
+        line = raw.lstrip(_SPACE)
+        word, rest = _first_word(line)
+        if word == "export":  # `export A B` defines undefined names as empty, like make
+            for name in self.expand(_parse(rest)).translate(_TO_BLANK).split(" "):
+                if name and name not in self.table:
+                    self._set(name, _Var("", False, *where))
+        elif word in _DIRECTIVES:
+            raise UserError(f"make directive '{word}' is not supported{_ONLY}")
+        elif raw.startswith("\t"):
+            raise UserError(f"recipe lines (starting with a tab) are not supported{_ONLY}")
+        elif ":" in line:
+            _parse(line)  # rather name a function in it, if any
+            raise UserError(f"rule lines (target: prerequisites) are not supported{_ONLY}")
+        elif self.expand(_parse(line)).strip(_SPACE):  # make ignores a line expanding to nothing
+            raise UserError("not a variable assignment (expected NAME = value)")
 
     def _set(self, name, var):
         self.table[name] = var
@@ -180,243 +185,175 @@ class _Reader:
         self.memo.clear()
 
     def expand(self, parts):
-        """Expand parsed text (see `_parse`) against the current table."""
+        """Expand text parsed by `_parse` against the current table."""
         out = []
         for part in parts:
             if isinstance(part, str):
                 out.append(part)
                 continue
             name = self.expand(part)
-            if ":" in name and len(part) > 1:  # computed: make may read `$(VAR:a=b)`
-                raise UserError(f"substitution reference $({name}) is not supported; set the value directly")
+            if ":" in name and part != (name,):  # a computed name make may read as `$(A:b=c)`
+                raise UserError(f"substitution reference $({name}){_SET_IT}")
             out.append(self._lookup(name))
         return "".join(out)
 
     def _lookup(self, name):
         var = self.table.get(name)
-        if var is None:
-            return ""  # undefined variables expand to nothing, as in make
-        if not var.recursive:
-            return var.value
-        if name in self.memo:
-            return self.memo[name]
-        if name in self.active:
-            raise _located(var, name, f"Recursive variable '{name}' references itself (eventually)")
-        self.active.add(name)
-        try:
+        if var is None or not var.recursive:
+            return var.value if var else ""  # undefined variables expand to nothing
+        if name not in self.memo:
+            if name in self.active:
+                raise var.error(name, f"Recursive variable '{name}' references itself (eventually)")
+            self.active.add(name)
             try:
                 parts = _parse(var.value)
             except UserError as e:
-                raise _located(var, name, e.message) from None
-            self.memo[name] = value = self.expand(parts)
-        finally:
-            self.active.discard(name)
-        return value
+                raise var.error(name, e.message) from None
+            try:
+                self.memo[name] = self.expand(parts)
+            finally:
+                self.active.discard(name)
+        return self.memo[name]
 
     def result(self):
         order = list(self.touched) + [n for n in self.table if n not in self.touched]
-        out = {}
-        for name in order:
-            var = self.table[name]
-            # Environment values go to recipes verbatim (make's target_environment).
-            value = self._lookup(name) if var.recursive and var.file else var.value
-            out[name] = Variable(name, value, var.origin)
-        return out
-
-
-def _located(var, name, message):
-    if var.file:
-        return UserError(message, file=var.file, line=var.line)
-    return UserError(f"environment variable {name}: {message}")
+        # Environment values go to recipes verbatim (make's target_environment).
+        return {n: Variable(n, self._lookup(n) if v.file else v.value, v.origin)
+                for n in order for v in [self.table[n]]}  # fmt: skip
 
 
 def _first_word(line):
-    """(first word, rest with leading whitespace removed), splitting on make's whitespace."""
-    end = 0
-    while end < len(line) and line[end] not in _SPACE:
-        end += 1
-    return line[:end], line[end:].lstrip(_SPACE)
+    """(first word, the rest without leading whitespace), split at make's whitespace."""
+    word = line.translate(_TO_BLANK).split(" ", 1)[0]
+    return word, line[len(word) :].lstrip(_SPACE)
 
 
-def _words(text):
-    for ch in _SPACE[1:]:  # make splits on ASCII whitespace only
-        text = text.replace(ch, " ")
-    return [w for w in text.split(" ") if w]
+def _backslashes_before(line, end):
+    return end - len(line[:end].rstrip("\\"))
 
 
 def _logical_lines(text):
-    """Yield (first line number, line) as make's reader sees each logical line.
+    """Yield (first line number, line) for each logical line, as read.c builds them.
 
-    Mirrors read.c: a CR before LF is dropped; a line ending in an odd number of
-    backslashes continues on the next one; comments go last, so a comment
-    continues too.
+    A CR before a LF is dropped. A line ending in an odd number of backslashes goes on
+    on the next line: half the backslashes stay, and the whitespace around the break
+    becomes one space. Comments go last, so a comment can be continued too.
     """
     lines = text.split("\n")
-    for i in range(len(lines) - 1):  # the last piece had no LF: its CR stays
-        if lines[i].endswith("\r"):
-            lines[i] = lines[i][:-1]
+    lines[:-1] = [ln.removesuffix("\r") for ln in lines[:-1]]  # the last had no LF: its CR stays
     i = 0
     while i < len(lines):
         first, line = i + 1, lines[i]
-        while _trailing_backslashes(lines[i]) % 2 and i + 1 < len(lines):
+        while _backslashes_before(lines[i], len(lines[i])) % 2 and i + 1 < len(lines):
             i += 1
-            # collapse_continuations: the newline keeps half of the backslashes
-            # before it, and all whitespace around it becomes one space.
-            n = _trailing_backslashes(line)
+            n = _backslashes_before(line, len(line))
             line = line[: len(line) - (n + 1) // 2].rstrip(_BLANK) + " " + lines[i].lstrip(_BLANK)
         yield first, _strip_comment(line)
         i += 1
 
 
-def _trailing_backslashes(line):
-    return len(line) - len(line.rstrip("\\"))
-
-
 def _strip_comment(line):
-    """Cut `line` at its first unescaped `#` (make's remove_comments).
+    """Cut `line` at its first `#`, as read.c's remove_comments does.
 
-    Backslashes before a `#` are halved; an odd count escapes the `#`. Like make,
-    a `#` inside a reference (`$(A#B)`, `$#`) does not start a comment.
+    Backslashes before a `#` are halved, and an odd count escapes it. A `#` inside a
+    reference (`$#`, `$(A#B)`) starts no comment, nor does one after an unclosed `$(`.
     """
     i = 0
     while True:
         hash_at, dollar_at = line.find("#", i), line.find("$", i)
         if dollar_at != -1 and (hash_at == -1 or dollar_at < hash_at):
-            if line[dollar_at + 1 : dollar_at + 2] in ("(", "{"):
-                i = _matching_close(line, dollar_at + 1)
-                if i is None:  # make searches no further than an unclosed `$(`
-                    return line
-            else:
-                i = dollar_at + 2
+            i = dollar_at + 2
+            if line[dollar_at + 1 : i] in ("(", "{") and (i := _matching_close(line, dollar_at + 1)) is None:
+                return line
             continue
         if hash_at == -1:
             return line
-        n = len(line[:hash_at]) - len(line[:hash_at].rstrip("\\"))
+        n = _backslashes_before(line, hash_at)
         kept = line[: hash_at - n] + "\\" * (n // 2)
         if n % 2 == 0:
             return kept
         line, i = kept + line[hash_at:], len(kept) + 1
 
 
-def _split_assignment(line):
-    """Split `[modifier...] NAME op value` into (modifiers, NAME, op, value), or None.
-
-    Mirrors read.c's parse_var_assignment: a modifier word is tried only when the
-    line is not already an assignment, so `export = 1` sets a variable `export`.
-    """
-    modifiers = []
-    while True:
-        found = _split_definition(line)
-        if found:
-            return (modifiers, *found)
-        word, line = _first_word(line)
-        if word in ("define", "undefine"):
-            raise UserError(f"make directive '{word}' is not supported" + _ONLY_ASSIGNMENTS)
-        if word not in ("export", "unexport", "override", "private") or not line:
-            return None
-        modifiers.append(word)
-
-
 def _split_definition(line):
-    """Split `NAME op value` into (NAME, op, value), or None (read.c's parse_variable_definition)."""
-    i, n, name_end = 0, len(line), None
-    while i < n:
-        c = line[i]
-        i += 1
+    """(NAME, op, value) if `line` is `NAME op value`, else None: read.c's parse_variable_definition.
+
+    The name is one word, references included (`$(A B)_x = 1`), and only whitespace
+    may come between it and the operator.
+    """
+    i, name_end = 0, None
+    while i < len(line):
+        c, i = line[i], i + 1
         if c == "#":  # only a `\#` survives comment removal: not an assignment
             return None
-        if c == "$":  # skip a reference so its `=`, `:` or spaces do not count
-            if i < n and line[i] in "({":
-                i = _matching_close(line, i)
-                if i is None:
-                    return None
-            else:
-                i += 1
-            continue
-        if c in _BLANK:  # the name ended: only an operator may follow
-            name_end = i - 1
-            while i < n and line[i] in _SPACE:
-                i += 1
-            if i == n:
+        if c == "$":  # skip a reference: its `=`, `:` or spaces are part of the name
+            if (i := _matching_close(line, i) if line[i : i + 1] in ("(", "{") else i + 1) is None:
                 return None
-            c = line[i]
-            i += 1
-        op = None
-        if c == "=":
-            op = "="
-        elif c in ":+?!" and line[i : i + 1] == "=":
-            op = c + "="
-        elif c == ":" and line[i : i + 2] == ":=":
-            op = "::="
-        elif c == ":" or name_end is not None:
-            return None
+            continue
+        if c in _BLANK:
+            name_end, i = i - 1, len(line) - len(line[i:].lstrip(_SPACE))
+            if i == len(line):
+                return None
+            c, i = line[i], i + 1
+        op = next((op for op in ("=", ":=", "+=", "?=", "!=", "::=") if line.startswith(op, i - 1)), None)
         if op:
-            start = i - 1
-            end = start + len(op)
-            name = line[: start if name_end is None else name_end]
-            return name, op, line[end:].lstrip(_SPACE)
+            return line[: i - 1 if name_end is None else name_end], op, line[i - 1 + len(op) :].lstrip(_SPACE)
+        if c == ":" or name_end is not None:
+            return None
     return None
 
 
 def _matching_close(text, i):
-    """Index just past the bracket that closes the one at `text[i]`, or None."""
-    open_, close = text[i], ")" if text[i] == "(" else "}"
-    depth = 0
+    """Index just past the bracket closing the one at `text[i]`, or None."""
+    depth, close = 0, ")" if text[i] == "(" else "}"
     for j in range(i, len(text)):
-        if text[j] == open_:
+        if text[j] == text[i]:
             depth += 1
-        elif text[j] == close:
-            depth -= 1
-            if depth == 0:
-                return j + 1
+        elif text[j] == close and (depth := depth - 1) == 0:
+            return j + 1
     return None
 
 
 @functools.lru_cache(maxsize=4096)
 def _parse(text):
-    """Split `text` into literal strings and references, scanning as make's expander does.
+    """Split `text` into literal strings and references, scanning as expand.c does.
 
-    A reference is a tuple of parts that expands to the variable's name, so
-    `$(A_$(B))` is `(("A_", ("B",)),)`. Raises a location-less UserError for what
-    we refuse: function calls, substitution references, unterminated references.
+    A reference is a tuple of the parts that expand to its name: `$(A_$(B))` gives
+    `(("A_", ("B",)),)`. Raises a UserError without location for what we refuse.
     """
     parts, start = [], 0
     while (i := text.find("$", start)) != -1:
-        if i > start:
-            parts.append(text[start:i])
-        c = text[i + 1 : i + 2]
+        parts.append(text[start:i])
+        c, start = text[i + 1 : i + 2], i + 2
         if c in ("$", ""):  # `$$`, or a `$` ending the text, is a literal `$`
             parts.append("$")
-            start = i + 2
         elif c in "({":
             name, start = _reference(text, i)
             parts.append(name)
-        else:  # `$X` is `$(X)`, for any single character X, even a space
+        elif c.isascii():  # `$X` is `$(X)` for any single character X, even a space
             parts.append((c,))
-            start = i + 2
-    if start < len(text):
-        parts.append(text[start:])
-    return tuple(parts)
+        else:  # make would take the first byte of the UTF-8 sequence as the name
+            raise UserError(f"'${c}' is not supported: write $$ for a literal $, $({c}...) for a variable")
+    parts.append(text[start:])
+    return tuple(p for p in parts if p)
 
 
 def _reference(text, i):
-    """Parse the `$(...)`/`${...}` at `text[i]`: (name parts, index past it)."""
-    open_, close = text[i + 1], ")" if text[i + 1] == "(" else "}"
+    """Parse the `$(...)` or `${...}` at `text[i]`: (its name's parts, index past it)."""
+    close = ")" if text[i + 1] == "(" else "}"
     end = text.find(close, i + 2)
-    if end != -1 and "$" in text[i + 2 : end]:
-        # Like make, count brackets only when the name holds a reference; `$(A(B))`
-        # is the variable `A(B` followed by a literal `)`.
-        end = (_matching_close(text, i + 1) or 0) - 1
+    if end != -1 and "$" in text[i + 2 : end]:  # like make, count brackets only around a
+        end = (_matching_close(text, i + 1) or 0) - 1  # reference: `$(A(B))` is `$(A(B)` + `)`
     if end == -1:
         raise UserError(f"unterminated variable reference {text[i:]}")
     body, ref = text[i + 2 : end], text[i : end + 1]
     word, _ = _first_word(body)
-    if word and word != body and all(c in "abcdefghijklmnopqrstuvwxyz-" for c in word):
-        raise UserError(f"make function ${open_}{word} ...{close} is not supported; set the value directly")
+    if word != body and word and all(c in "abcdefghijklmnopqrstuvwxyz-" for c in word):
+        raise UserError(f"make function {ref[:2]}{word} ...{close}{_SET_IT}")
     name = _parse(body) if "$" in body else (body,)
-    top = "".join(p for p in name if isinstance(p, str))
+    top = "".join(p for p in name if isinstance(p, str))  # outside nested references
     if any(ch in top for ch in _SPACE + ","):
         raise UserError(f"variable reference {ref} is not supported: names cannot hold spaces or commas")
     if ":" in top:
-        raise UserError(f"substitution reference {ref} is not supported; set the value directly")
+        raise UserError(f"substitution reference {ref}{_SET_IT}")
     return name, end + 1

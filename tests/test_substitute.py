@@ -4,7 +4,7 @@ The fuzz test runs a few hundred examples by default and 10,000 with
 HYPOTHESIS_PROFILE=ci.
 """
 
-import os
+import itertools
 import re
 import string
 import subprocess
@@ -19,13 +19,14 @@ from hypothesis import strategies as st
 from k8s.errors import UserError, UserErrors
 from k8s.substitute import Reference, expand, is_inert, references, used_values
 
+from .conftest import examples
+
 ENVSUBST = "/usr/bin/envsubst"
 
-_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
-# Set per test (not through a global profile) so this file does not change
-# the settings of other test files.
+# Explicit counts, whatever the profile's default: HYPOTHESIS_PROFILE=ci
+# (tests/conftest.py) runs the full 10,000 fuzz examples.
 FUZZ_SETTINGS = settings(
-    max_examples=10_000 if _PROFILE == "ci" else 500,
+    max_examples=examples(10_000, 500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -695,15 +696,42 @@ _INERT_CANDIDATES = (
 )
 
 
-@settings(FUZZ_SETTINGS, max_examples=3000 if _PROFILE == "ci" else 300)
+@settings(FUZZ_SETTINGS, max_examples=examples(3000, 300))
 @given(value=_INERT_CANDIDATES)
 def test_inert_values_keep_every_yaml_position(value):
     assume(value not in ("k", "b"))
+    _check_every_position(value)
+
+
+def _check_every_position(value):
+    """`value` pasted into each of YAML_POSITIONS lands as exactly its
+    characters, for pure-Python PyYAML, libyaml (what k8s.kubeyaml composes
+    with) and yaml-rs (kubeyaml's fast path)."""
     for template, expected in YAML_POSITIONS:
         document = _paste(template, value)
-        assert _raw(yaml.compose(document)) == expected(value), document
+        assert _raw(yaml.compose(document, Loader=yaml.SafeLoader)) == expected(value), document
+        assert _raw(yaml.compose(document, Loader=yaml.CSafeLoader)) == expected(value), document
         yaml.safe_load(document)  # must not raise (e.g. "=", "<<")
         yaml_rs.loads(document)
+
+
+def _short_values():
+    indicators = "a-:?*&!|>%@`.#,[]{}'\"\\ ~<=$^+/_0\t"
+    for length in (1, 2):
+        yield from map("".join, itertools.product(indicators, repeat=length))
+    yield from map("".join, itertools.product("a -:.?", repeat=3))
+
+
+def test_inert_short_values_exhaustive():
+    """Every inert value of up to 2 indicator characters (3 of a few) keeps
+    every position, with all three YAML parsers."""
+    tried = 0
+    for value in _short_values():
+        if not is_inert(value) or value in ("k", "b"):
+            continue
+        tried += 1
+        _check_every_position(value)
+    assert tried > 250
 
 
 @pytest.mark.parametrize(
@@ -717,6 +745,7 @@ def test_inert_values_keep_every_yaml_position(value):
         ("a:", "${V} b\n"),
         ("a #b", "k: ${V}\n"),
         ("- a", "${V}\n"),
+        ("a -", "[${V}]\n"),  # yaml-rs only
         ("-", "${V}\n"),
         ("*a", "k: ${V}\n"),
         ("!a", "k: ${V}\n"),
@@ -732,13 +761,14 @@ def test_inert_values_keep_every_yaml_position(value):
     ],
 )
 def test_why_not_inert(value, template):
-    """Each rule of is_inert, shown breaking a position with PyYAML."""
+    """Each rule of is_inert, shown breaking a position (PyYAML or yaml-rs)."""
     assert not is_inert(value)
     document = _paste(template, value)
     try:
         composed = _raw(yaml.compose(document))
         loaded = yaml.safe_load(document)
-    except yaml.YAMLError:
+        yaml_rs.loads(document)
+    except (yaml.YAMLError, yaml_rs.YAMLDecodeError):
         return  # no longer parses
     if value == "<<":
         assert loaded == {"b": "c"}  # merged, not a key "<<"

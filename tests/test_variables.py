@@ -60,7 +60,7 @@ def make_variables(path, env, workdir):
         raise MakeFailed(run.stderr.strip())
     found = {}
     # Bytes, not read_text().splitlines(): values may hold \r or \f.
-    records = out.read_bytes().decode().split("\n")[:-1] if out.exists() else []
+    records = out.read_bytes().decode(errors="replace").split("\n")[:-1] if out.exists() else []
     for record in records:
         origin, name, value = record.split(" ", 2)  # names hold no spaces (make splits .VARIABLES)
         if name not in MAKE_OWN:
@@ -272,6 +272,7 @@ REFUSALS = [
     ("S = a b\nX$(S) = 1\n", 2, "variable name 'Xa b' contains whitespace"),
     ("B = $(A:.c=.o)\n", 1, "substitution reference $(A:.c=.o) is not supported; set the value directly"),
     ("B = $(A\n", 1, "unterminated variable reference $(A"),
+    ("B = 5$€\n", 1, "'$€' is not supported: write $$ for a literal $, $(€...) for a variable"),
     ("B = ${A_$(C)\n", 1, "unterminated variable reference ${A_$(C)"),
     ("B != hostname\n", 1, "shell assignment '!=' is not supported; set the value directly"),
     ("ifeq ($(A),1)\nB = 1\nendif\n", 1, "make directive 'ifeq' is not supported; only variable assignments are supported"),
@@ -288,7 +289,9 @@ REFUSALS = [
     ("vpath %.c src\n", 1, "make directive 'vpath' is not supported; only variable assignments are supported"),
     ("A = 1\n\nall: build\n", 3, "rule lines (target: prerequisites) are not supported; only variable assignments are supported"),
     ("target: B = 1\n", 1, "rule lines (target: prerequisites) are not supported; only variable assignments are supported"),
-    ("\techo hi\n", 1, "not a variable assignment (expected NAME = value)"),
+    ("\techo hi\n", 1, "recipe lines (starting with a tab) are not supported; only variable assignments are supported"),
+    ("\t$(EMPTY)\n", 1, "recipe lines (starting with a tab) are not supported; only variable assignments are supported"),
+    ("echo hi\n", 1, "not a variable assignment (expected NAME = value)"),
     ("A B = 1\n", 1, "not a variable assignment (expected NAME = value)"),
     ("$(EMPTY) = 1\n", 1, "empty variable name"),
     ("A = $(B)\nB = $(C)\nC = $(A)\n", 1, "Recursive variable 'A' references itself (eventually)"),
@@ -378,8 +381,12 @@ def test_loading_200_lines_is_fast(tmp_path):
 # Random vars files built from tricky pieces, checked against make: either both
 # fail, or both agree on every variable, or we refused what make accepts but we
 # do not support: an unterminated reference make never expands (in a `?=` that
-# does not apply, say), `$(A )`, or a computed name like `$(A_$(B))` with B=":".
-ALLOWED_REFUSALS = ["unterminated variable reference", "names cannot hold spaces", "substitution reference"]
+# does not apply, say), `$(A )`, a computed name like `$(A_$(B))` with B=":", or
+# a line `:` (make ignores a rule without targets), `$é` (make reads one byte).
+ALLOWED_REFUSALS = [
+    "unterminated variable reference", "names cannot hold spaces", "substitution reference", "rule lines",
+    "write $$ for a literal $",
+]  # fmt: skip
 NAMES = ["A", "B", "C", "A_A", "A_B", "AB"]
 PIECES = [
     "a", "b c", "é✓", "'q'", '"d"', "*", "&", "!", ":", ": ", "=", "?", ",", "(", ")", "{", "}",

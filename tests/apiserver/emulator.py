@@ -21,7 +21,6 @@ What is replaced, and why:
 
 import asyncio
 import base64
-import copy
 import dataclasses
 import datetime
 import fnmatch
@@ -608,21 +607,21 @@ class ApiServerEmulator(KubernetesEmulator):
         if key in self._objects:
             obj = self._objects[key]
             if not obj.deleted:
-                return copy.deepcopy(obj.raw)
+                return F.clone(obj.raw)
         return None
 
     def _store(self, key: tuple[resource, str | None, str], obj: dict[str, Any]) -> None:
         if key in self._objects:
-            self._objects[key].history.append(copy.deepcopy(obj))
+            self._objects[key].history.append(F.clone(obj))
         else:
-            self._objects[key] = copy.deepcopy(obj)
+            self._objects[key] = F.clone(obj)
 
     def _next_rv(self) -> str:
         self._rv += 1
         return str(self._rv)
 
     def _emit(self, event_type: str, storage: resource, obj: dict[str, Any]) -> None:
-        self._events.append((int(obj["metadata"]["resourceVersion"]), event_type, storage, copy.deepcopy(obj)))
+        self._events.append((int(obj["metadata"]["resourceVersion"]), event_type, storage, F.clone(obj)))
         self._wake()
 
     def _live(self, storage: resource, namespace: str | None = None) -> list[tuple[tuple, dict[str, Any]]]:
@@ -634,7 +633,7 @@ class ApiServerEmulator(KubernetesEmulator):
         return found
 
     def _render(self, obj: dict[str, Any], t: Target, *, in_list: bool = False) -> dict[str, Any]:
-        obj = copy.deepcopy(obj)
+        obj = F.clone(obj)
         if in_list and not self.catalog.is_custom(t.group, t.plural):
             obj.pop("apiVersion", None)  # the real server does not set these on built-in list items
             obj.pop("kind", None)
@@ -684,9 +683,9 @@ class ApiServerEmulator(KubernetesEmulator):
     def _field_view(self, obj: dict[str, Any], t: Target) -> dict[str, Any]:
         """The part of an object that managedFields track for this (sub)resource."""
         if t.subresource == "status":
-            return {"status": copy.deepcopy(obj["status"])} if "status" in obj else {}
-        view = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-        meta = {k: copy.deepcopy(v) for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_METADATA}
+            return {"status": F.clone(obj["status"])} if "status" in obj else {}
+        view = {k: F.clone(v) for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+        meta = {k: F.clone(v) for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_METADATA}
         if meta:
             view["metadata"] = meta
         if t.has_status:
@@ -736,7 +735,7 @@ class ApiServerEmulator(KubernetesEmulator):
             if not names.get("kind") or not spec.get("versions"):
                 raise self._invalid(t, name, "spec", F.MISSING, "Required value: names.kind and versions",
                                     cause="FieldValueRequired")
-        fault = self.faults.take_invalid(copy.deepcopy(obj))
+        fault = self.faults.take_invalid(F.clone(obj))
         if fault is not None:
             raise self._invalid(t, name, fault.field, F.get_path(obj, tuple(fault.field.split("."))),
                                 fault.message or "injected validation failure")
@@ -823,7 +822,7 @@ class ApiServerEmulator(KubernetesEmulator):
         key = self._key(t, route.namespace, name)
         if self._load(key) is not None:
             raise StatusError(409, f'{t.qualified} "{name}" already exists', t.details(name), reason="AlreadyExists")
-        new = copy.deepcopy(obj)
+        new = F.clone(obj)
         if t.has_status:
             new.pop("status", None)
         for field in SERVER_METADATA - {"name", "namespace"}:
@@ -860,18 +859,18 @@ class ApiServerEmulator(KubernetesEmulator):
             raise StatusError(404, f'{t.qualified} "{name}" not found', t.details(name))
         self._check_precondition(t, name, old, (obj.get("metadata") or {}).get("resourceVersion"))
         if t.subresource == "status":
-            new = copy.deepcopy(old)
+            new = F.clone(old)
             if "status" in obj:
-                new["status"] = copy.deepcopy(obj["status"])
+                new["status"] = F.clone(obj["status"])
             else:
                 new.pop("status", None)
         else:
-            new = copy.deepcopy(obj)
+            new = F.clone(obj)
             new.setdefault("metadata", {})["managedFields"] = old["metadata"].get("managedFields")
             if t.has_status:
                 new.pop("status", None)
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = F.clone(old["status"])
         return self._update(t, key, old, new, manager, dry_run)
 
     def _update(self, t: Target, key: tuple, old: dict[str, Any], new: dict[str, Any], manager: str,
@@ -915,7 +914,7 @@ class ApiServerEmulator(KubernetesEmulator):
         if not isinstance(patched, dict):
             raise StatusError(400, "the patched object is not a JSON object")
         if t.subresource == "status":
-            new = copy.deepcopy(old)
+            new = F.clone(old)
             if "status" in patched:
                 new["status"] = patched["status"]
             else:
@@ -926,7 +925,7 @@ class ApiServerEmulator(KubernetesEmulator):
             if t.has_status:
                 new.pop("status", None)
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = F.clone(old["status"])
         return self._update(t, key, old, new, manager, dry_run)
 
     def _apply(self, t: Target, route: Route, body: bytes, params: dict[str, str],
@@ -979,7 +978,7 @@ class ApiServerEmulator(KubernetesEmulator):
             entries: list[Entry] = []
         else:
             self._check_precondition(t, name, old, meta.get("resourceVersion"))
-            base = copy.deepcopy(old)
+            base = F.clone(old)
             entries = Entry.load(old)
 
         conflicts: list[tuple[Entry, F.Path]] = []
@@ -1071,7 +1070,7 @@ class ApiServerEmulator(KubernetesEmulator):
         if is_namespace or old["metadata"].get("finalizers"):
             if old["metadata"].get("deletionTimestamp"):
                 return old  # already being deleted
-            new = copy.deepcopy(old)
+            new = F.clone(old)
             if is_namespace:
                 new.setdefault("status", {})["phase"] = "Terminating"
             deletion = {"deletionTimestamp": now_rfc3339(), "deletionGracePeriodSeconds": 0}
@@ -1082,7 +1081,7 @@ class ApiServerEmulator(KubernetesEmulator):
         return self._remove(key, old, policy)
 
     def _remove(self, key: tuple, obj: dict[str, Any], policy: str | None = None) -> dict[str, Any]:
-        final = copy.deepcopy(obj)
+        final = F.clone(obj)
         final["metadata"]["resourceVersion"] = self._next_rv()
         self._objects[key].delete()
         self._emit("DELETED", key[0], final)
@@ -1098,7 +1097,7 @@ class ApiServerEmulator(KubernetesEmulator):
             for dep_key, dep in [(k, o.raw) for k, o in list(self._objects.items()) if not o.deleted]:
                 owners = dep.get("metadata", {}).get("ownerReferences") or []
                 if any(ref.get("uid") == uid for ref in owners):
-                    self._delete_object(dep_key, copy.deepcopy(dep))
+                    self._delete_object(dep_key, F.clone(dep))
         return final
 
     def _delete_collection(self, t: Target, route: Route, params: dict[str, str],
@@ -1107,7 +1106,7 @@ class ApiServerEmulator(KubernetesEmulator):
             raise not_found_path()
         deleted = []
         for key, obj in self._select(t, route, params):
-            deleted.append(copy.deepcopy(obj) if dry_run else self._delete_object(key, copy.deepcopy(obj),
+            deleted.append(F.clone(obj) if dry_run else self._delete_object(key, F.clone(obj),
                                                                                     params.get("propagationPolicy")))
         return {"kind": f"{t.kind}List", "apiVersion": t.api_version, "metadata": {"resourceVersion": str(self._rv)},
                 "items": [self._render(o, t, in_list=True) for o in deleted]}
@@ -1190,7 +1189,7 @@ class ApiServerEmulator(KubernetesEmulator):
         old = self._load(key)
         if old is None:
             return
-        new = copy.deepcopy(old)
+        new = F.clone(old)
         if status is not None:
             new["status"] = status
         if mutate is not None:
@@ -1211,7 +1210,7 @@ class ApiServerEmulator(KubernetesEmulator):
             return
         remaining = 0
         for key, obj in [(k, o.raw) for k, o in list(self._objects.items()) if not o.deleted and k[1] == name]:
-            self._delete_object(key, copy.deepcopy(obj))
+            self._delete_object(key, F.clone(obj))
             if self._load(key) is not None:
                 remaining += 1
         if remaining:
@@ -1333,7 +1332,7 @@ class ApiServerEmulator(KubernetesEmulator):
             t = self._resolve(route)
             if not t.namespaced:
                 route = dataclasses.replace(route, namespace=None)
-            _, created = self._create(t, route, copy.deepcopy(obj), manager, False)
+            _, created = self._create(t, route, F.clone(obj), manager, False)
             if status is not None:
                 key = self._key(t, route.namespace, created["metadata"]["name"])
                 self._controller_status(key, status)

@@ -5,11 +5,17 @@ A "field path" is a tuple of map keys down to a leaf. Leaves are scalars, lists
 Empty maps are not fields (applying ``data: {}`` owns nothing).
 """
 
-import copy
 import json
+import pickle
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-shaped data; pickle does it in C, several times faster than
+    copy.deepcopy, which matters when a benchmark sends hundreds of requests."""
+    return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
 Path = tuple[str, ...]
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
@@ -64,15 +70,15 @@ def deep_merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict) and isinstance(dst.get(key), dict):
             deep_merge(dst[key], value)
         else:
-            dst[key] = copy.deepcopy(value)
+            dst[key] = clone(value)
     return dst
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch (``null`` deletes). Strategic merge patch is treated the same."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):  # strategic-merge directives ($patch, $retainKeys, ...): ignored
             continue
@@ -97,7 +103,7 @@ def _pointer(path: str) -> list[str]:
 
 def json_patch(target: Any, ops: list[dict[str, Any]]) -> Any:
     """RFC 6902 JSON patch: add, remove, replace, test, copy, move."""
-    doc = copy.deepcopy(target)
+    doc = clone(target)
 
     def resolve(parts: list[str]) -> tuple[Any, str | int]:
         node = doc
@@ -125,12 +131,12 @@ def json_patch(target: Any, ops: list[dict[str, Any]]) -> Any:
                 if kind == "replace":
                     node[last]  # must exist
                 if isinstance(node, list) and kind == "add":
-                    node.insert(last, copy.deepcopy(op["value"]))
+                    node.insert(last, clone(op["value"]))
                 else:
-                    node[last] = copy.deepcopy(op["value"])
+                    node[last] = clone(op["value"])
             elif kind in ("copy", "move"):
                 src_node, src_last = resolve(_pointer(op["from"]))
-                value = copy.deepcopy(src_node[src_last])
+                value = clone(src_node[src_last])
                 if kind == "move":
                     del src_node[src_last]
                 node, last = resolve(parts)

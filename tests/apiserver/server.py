@@ -1,7 +1,6 @@
 """``ApiServer``: runs the emulator over real HTTP on 127.0.0.1 in its own thread and event loop."""
 
 import asyncio
-import copy
 import hashlib
 import os
 import tempfile
@@ -13,6 +12,7 @@ from typing import Any
 import aiohttp.web
 import yaml
 
+from .fields import clone
 from .emulator import ApiServerEmulator
 from .faults import Faults, RequestRecord, Rule
 
@@ -229,7 +229,7 @@ class ApiServer:
                     continue
                 if (namespace is not None and ns != namespace) or (name is not None and obj_name != name):
                     continue
-                found.append(((res.group, res.plural, ns or "", obj_name), copy.deepcopy(obj.raw)))
+                found.append(((res.group, res.plural, ns or "", obj_name), clone(obj.raw)))
         return [obj for _, obj in sorted(found, key=lambda item: item[0])]
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
