@@ -24,7 +24,8 @@ ACTION  ?= apply
 COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help test render validate vars components bench clean install diff $(COMPONENTS)
+.PHONY: help test render validate vars components bench clean install diff kubeconfig \
+	untaint_master admission_config $(COMPONENTS)
 
 help: ## list every target with its description
 	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/' | expand -t 24
@@ -51,6 +52,15 @@ diff: .venv/.installed ## show what applying every component would change (exit 
 
 $(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it
 	$(RENDER) $(ACTION) $@
+
+kubeconfig: .venv/.installed ## write $KUBECONFIG_OUT with the sudo and user@$CLUSTER contexts
+	$(RENDER) kubeconfig
+
+untaint_master: .venv/.installed ## NODE=host: let workloads run on a control-plane node (single-node clusters)
+	$(RENDER) untaint $(NODE)
+
+admission_config: .venv/.installed ## write the kubeadm Pod Security Admission defaults into build/
+	$(RENDER) admission-config --out $(BUILD)
 
 vars: .venv/.installed ## show every variable, its value and where it came from
 	$(RENDER) vars

@@ -61,6 +61,24 @@ def build_parser():
     _cluster_options(p, applying=False)
     p.set_defaults(run=cmd_diff)
 
+    p = commands.add_parser("kubeconfig", help="write a kubeconfig with `sudo` and `user@CLUSTER` "
+                                               "contexts (mode 0600)")
+    p.add_argument("--out", metavar="FILE", help="default: $KUBECONFIG_OUT")
+    p.add_argument("--context", help="admin context (default: $ADMIN_CTX)")
+    p.add_argument("--kubeconfig", help="admin kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    p.set_defaults(run=cmd_kubeconfig, parallel=1)
+
+    p = commands.add_parser("untaint", help="let workloads run on a control-plane node")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--context", help="admin context (default: $ADMIN_CTX)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    p.set_defaults(run=cmd_untaint, parallel=1)
+
+    p = commands.add_parser("admission-config", help="write the kubeadm Pod Security Admission "
+                                                     "configuration into build/")
+    p.add_argument("--out", metavar="DIR", default="build")
+    p.set_defaults(run=cmd_admission_config)
+
     p = commands.add_parser("vars", help="print resolved variables and where each came from")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.set_defaults(run=cmd_vars)
@@ -305,11 +323,35 @@ def _finish(args, run):
     return 1 if run.failed else 0
 
 
+def _missing_secret(cluster, component):
+    """Why an install component must wait for its Secret, or None when it need not."""
+    from .cluster import ApiError
+
+    if not component.requires_secret:
+        return None
+    path = f"/api/v1/namespaces/{component.namespace}/secrets/{component.requires_secret}"
+    try:
+        cluster.call(lambda: cluster.dynamic.request("get", path, serialize=False))
+        return None
+    except ApiError as err:
+        if err.status != 404:
+            raise
+    return (f"{component.name}: skipped until Secret {component.namespace}/"
+            f"{component.requires_secret} exists (make secrets/{component.requires_secret}, "
+            f"then make {component.name})")
+
+
 def _apply(args, only_install=False):
     from . import order, prune
 
     def work(clusters, selected, objects):
         engine = _engine(args, clusters)
+        if only_install:
+            waiting = {c.name: _missing_secret(clusters(c.name), c) for c in selected}
+            for note in filter(None, waiting.values()):
+                engine.say(note)
+            selected = [c for c in selected if not waiting[c.name]]
+            objects = [o for o in objects if not waiting[o.component]]
         names = [c.name for c in selected]
         run = engine.apply(order.tiers(objects, names))
         if args.prune and not run.failed:
@@ -354,3 +396,65 @@ def cmd_diff(args):
         return 1 if changed else 0
 
     return _connected_run(args, work)
+
+
+def _admin_cluster(args, variable_values):
+    from .cluster import Cluster
+
+    return Cluster(args.kubeconfig, args.context or variable_values.get("ADMIN_CTX") or None)
+
+
+def cmd_kubeconfig(args):
+    from . import access, emit
+
+    v = values(load_variables(args))
+    namespace, account = v["K8S_NAMESPACE"], f"{v['K8S_NAMESPACE']}-user"
+    with _admin_cluster(args, v) as cluster:
+        if v.get("LONG_LIVED_USER_TOKEN") == "true":
+            token = access.secret_token(cluster, namespace, f"{account}-token")
+        else:
+            token = access.request_token(cluster, namespace, account,
+                                         float(v.get("USER_TOKEN_HOURS") or 720) * 3600)
+        admin_path = (args.kubeconfig or os.environ.get("KUBECONFIG") or
+                      os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+        config = access.user_kubeconfig(admin_path, cluster.context, v.get("CLUSTER", "kubernetes"),
+                                        namespace, token)
+    out = os.path.expanduser(args.out or v.get("KUBECONFIG_OUT") or "~/.kube/config.conf")
+    access.write_private(out, emit.to_yaml([config]))
+    print(f"wrote {out} (mode 0600): contexts sudo and user@{v.get('CLUSTER', 'kubernetes')}; "
+          f"use it with: export KUBECONFIG={out}")
+    print("keep it private: the sudo context holds the cluster admin's credentials")
+    return 0
+
+
+def cmd_untaint(args):
+    from . import access
+
+    v = values(load_variables(args))
+    print(f"warning: pods on {args.node} can reach the control plane's credentials; "
+          "only do this on a single-node cluster", file=sys.stderr)
+    with _admin_cluster(args, v) as cluster:
+        removed = access.untaint(cluster, args.node)
+    print(f"node/{args.node} untainted: {', '.join(removed)}" if removed
+          else f"node/{args.node} has no control-plane taint")
+    return 0
+
+
+def cmd_admission_config(args):
+    from . import emit, podsecurity
+
+    v = values(load_variables(args))
+    v["KUBE_VERSION"] = kube_version(args, v)
+    os.makedirs(args.out, exist_ok=True)
+    config = os.path.join(args.out, "admission-config.yaml")
+    fragment = os.path.join(args.out, "kubeadm-admission.yaml")
+    api_version, api_server = podsecurity.kubeadm_api_server(kube_version=v["KUBE_VERSION"])
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(emit.to_yaml([podsecurity.admission_configuration(v)]))
+    with open(fragment, "w", encoding="utf-8") as f:
+        f.write(emit.to_yaml([{"apiVersion": api_version, "kind": "ClusterConfiguration",
+                               "apiServer": api_server}]))
+    print(f"wrote {config} and {fragment}")
+    print(f"copy {config} to {podsecurity.DEFAULT_PATH} on every control-plane node and merge "
+          f"{fragment} into kubeadm's ClusterConfiguration")
+    return 0

@@ -10,6 +10,7 @@ A component's manifests are its `*.yaml` files (envsubst-style variables) and
     minVersion: "1.25"              # skipped on older Kubernetes
     maxVersion: "1.24"              # skipped on newer Kubernetes
     install: true                   # part of `make install`
+    requiresSecret: data-sync-ssh   # `make install` skips it until this Secret exists
 
 Values may use variables (`namespace: $K8S_NAMESPACE`).
 """
@@ -32,6 +33,7 @@ SETTINGS = {
     "minVersion": (str, None),
     "maxVersion": (str, None),
     "install": (bool, True),
+    "requiresSecret": (str, None),
     "description": (str, ""),
 }
 
@@ -49,6 +51,7 @@ class Component:
     min_version: str | None = None
     max_version: str | None = None
     install: bool = True
+    requires_secret: str | None = None
     description: str = ""
 
     def supports(self, kube_version):
@@ -132,7 +135,8 @@ def _apply_settings(component, settings_path, variables):
             value = str(value)  # minVersion: 1.25 written without quotes
         if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
             raise UserError(f"setting {key!r} must be a {kind.__name__}", file=settings_path)
-        attr = {"minVersion": "min_version", "maxVersion": "max_version"}.get(key, key)
+        attr = {"minVersion": "min_version", "maxVersion": "max_version",
+                "requiresSecret": "requires_secret"}.get(key, key)
         setattr(component, attr, value)
     if component.context not in CONTEXTS:
         raise UserError(f"context must be one of {', '.join(CONTEXTS)}, not {component.context!r}",

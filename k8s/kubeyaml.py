@@ -208,6 +208,9 @@ class _Loader(yaml.CSafeLoader):
         return ""
 
 
+_MAX_DEPTH = 5000
+_DEEP = re.compile(rf"(?:\A|\n)[ -]{{{_MAX_DEPTH}}}")
+_BRACKET = re.compile(r"[\[\]{}]")
 _BANG = re.compile(r"(?:&\S+[ \t]+)?![ \t\r\n]")  # a plain scalar tagged with the bare `!`
 
 
@@ -353,9 +356,25 @@ class _Decoder:
             yield key, key_node, value_node
 
 
+def _too_deep(text):
+    """Whether `text` may nest deeper than libyaml's recursive composer survives (~20000)."""
+    if _DEEP.search(text):
+        return True
+    if text.count("[") + text.count("{") < _MAX_DEPTH:
+        return False
+    depth = 0
+    for m in _BRACKET.finditer(text):
+        depth += 1 if m.group() in "[{" else -1
+        if depth >= _MAX_DEPTH:
+            return True
+    return False
+
+
 def _compose(text, filename, line0):
     """(root node of the first YAML document in `text` or None, the text parsed), as
     yaml.Unmarshal reads it."""
+    if _too_deep(text):
+        raise UserError("document is nested too deeply", file=filename, line=line0 + 1)
     while True:
         loader = _Loader(text)
         try:
@@ -591,7 +610,7 @@ def _flow(nest):
 _FLOW = _flow("|".join(re.escape(o) + rest for o, rest in zip("[{", _flow(""))))
 # (a character the text must hold, a pattern): `in` costs far less than a scan
 _UNSAFE = [(c, re.compile(p)) for c, p in [
-    ("\n", rf"\n{_LINE}{_GATE}(?:{_TOKEN}|\.\.\.)"),  # ... ends a document
+    ("\n", rf"\n(?:(?=[ -]{{1000}})|{_LINE}{_GATE}(?:{_TOKEN}|\.\.\.))"),  # ... ends a document; so deep
     (":", rf": {_GATE}{_TOKEN}"),
     ("[", rf"\[(?:{_GATE}{_TOKEN}|(?!{_FLOW[0]}(?![ \t]*:)))"),
     ("{", rf"\{{(?:{_GATE}{_TOKEN}|(?!{_FLOW[1]}(?![ \t]*:)))"),
@@ -599,7 +618,7 @@ _UNSAFE = [(c, re.compile(p)) for c, p in [
     ("\r", r"\r(?!\n)"),  # a lone CR
     ('"', r'":[^ \t\r\n]'), ("'", r"':[^ \t\r\n]"),  # "a":b
     ("\\", r"\\/")]]  # go-yaml v2 rejects the escape \/
-_START = re.compile(rf"\.\.\.|{_LINE}{_GATE}{_TOKEN}")
+_START = re.compile(rf"\.\.\.|(?=[ -]{{1000}})|{_LINE}{_GATE}{_TOKEN}")
 _CONTROLS = bytes(c for c in range(32) if c not in b"\r\n") + b"\x7f"
 
 

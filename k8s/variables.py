@@ -1,10 +1,9 @@
 """Read `Makefile.vars` (and an optional per-cluster overlay) exactly as GNU make 4.3 does.
 
-The Makefile reads the same files, so each rule below mirrors make's reader (read.c)
-and expander (expand.c) for the subset we accept: assignments (`=`, `:=`, `::=`, `?=`,
-`+=`, optionally after `export`) and `export NAME...` lines. Anything else (functions
-such as `$(shell ...)`, conditionals, includes, rules) is refused with a one-line
-UserError, never executed. tests/test_variables.py checks us against make itself.
+The Makefile reads the same files, so each rule below mirrors make's reader (read.c) and
+expander (expand.c) for what we accept: assignments, optionally after `export`, and
+`export NAME...`. Anything else (`$(shell ...)` and other functions, conditionals,
+includes, rules) is refused, never executed. tests/test_variables.py uses make as oracle.
 """
 
 import functools
@@ -52,7 +51,7 @@ class _Var:
     def error(self, name, message):
         if self.file:
             return UserError(message, file=self.file, line=self.line)
-        return UserError(f"environment variable {name}: {message}")
+        return UserError(message, obj=f"environment variable {name}")
 
 
 def load_variables(path="Makefile.vars", overlay=None, environ=None) -> dict[str, Variable]:
@@ -123,7 +122,7 @@ class _Reader:
             except UserError as e:
                 if e.file:
                     raise
-                raise UserError(e.message, file=path, line=lineno) from None
+                raise UserError(e.message, file=path, line=lineno, obj=e.obj) from None
 
     def _statement(self, raw, where):
         line = raw.lstrip(_SPACE)
@@ -206,13 +205,12 @@ class _Reader:
                 raise var.error(name, f"Recursive variable '{name}' references itself (eventually)")
             self.active.add(name)
             try:
-                parts = _parse(var.value)
-            except UserError as e:
+                self.memo[name] = self.expand(_parse(var.value))
+            except UserError as e:  # locate errors in this value; an error ends the load
+                if e.file or e.obj:
+                    raise
                 raise var.error(name, e.message) from None
-            try:
-                self.memo[name] = self.expand(parts)
-            finally:
-                self.active.discard(name)
+            self.active.discard(name)
         return self.memo[name]
 
     def result(self):
@@ -233,31 +231,24 @@ def _backslashes_before(line, end):
 
 
 def _logical_lines(text):
-    """Yield (first line number, line) for each logical line, as read.c builds them.
-
-    A CR before a LF is dropped. A line ending in an odd number of backslashes goes on
-    on the next line: half the backslashes stay, and the whitespace around the break
-    becomes one space. Comments go last, so a comment can be continued too.
-    """
+    """Yield (first line number, line) for each logical line, as read.c builds them."""
     lines = text.split("\n")
     lines[:-1] = [ln.removesuffix("\r") for ln in lines[:-1]]  # the last had no LF: its CR stays
     i = 0
     while i < len(lines):
         first, line = i + 1, lines[i]
         while _backslashes_before(lines[i], len(lines[i])) % 2 and i + 1 < len(lines):
+            # An odd number of backslashes continues the line: half of them stay, and
+            # the whitespace around the break becomes one space.
             i += 1
             n = _backslashes_before(line, len(line))
             line = line[: len(line) - (n + 1) // 2].rstrip(_BLANK) + " " + lines[i].lstrip(_BLANK)
-        yield first, _strip_comment(line)
+        yield first, _strip_comment(line)  # after joining: a comment can be continued too
         i += 1
 
 
 def _strip_comment(line):
-    """Cut `line` at its first `#`, as read.c's remove_comments does.
-
-    Backslashes before a `#` are halved, and an odd count escapes it. A `#` inside a
-    reference (`$#`, `$(A#B)`) starts no comment, nor does one after an unclosed `$(`.
-    """
+    """Cut `line` at its first `#` outside a reference (`$#`, `$(A#B)`), like remove_comments."""
     i = 0
     while True:
         hash_at, dollar_at = line.find("#", i), line.find("$", i)
@@ -268,7 +259,7 @@ def _strip_comment(line):
             continue
         if hash_at == -1:
             return line
-        n = _backslashes_before(line, hash_at)
+        n = _backslashes_before(line, hash_at)  # halved; an odd count escapes the `#`
         kept = line[: hash_at - n] + "\\" * (n // 2)
         if n % 2 == 0:
             return kept
@@ -276,11 +267,7 @@ def _strip_comment(line):
 
 
 def _split_definition(line):
-    """(NAME, op, value) if `line` is `NAME op value`, else None: read.c's parse_variable_definition.
-
-    The name is one word, references included (`$(A B)_x = 1`), and only whitespace
-    may come between it and the operator.
-    """
+    """(NAME, op, value) if `line` is `NAME op value`, else None, as parse_variable_definition."""
     i, name_end = 0, None
     while i < len(line):
         c, i = line[i], i + 1
@@ -290,15 +277,18 @@ def _split_definition(line):
             if (i := _matching_close(line, i) if line[i : i + 1] in ("(", "{") else i + 1) is None:
                 return None
             continue
-        if c in _BLANK:
+        if c in _BLANK:  # the name has ended: only the operator may follow
             name_end, i = i - 1, len(line) - len(line[i:].lstrip(_SPACE))
             if i == len(line):
                 return None
             c, i = line[i], i + 1
-        op = next((op for op in ("=", ":=", "+=", "?=", "!=", "::=") if line.startswith(op, i - 1)), None)
-        if op:
-            return line[: i - 1 if name_end is None else name_end], op, line[i - 1 + len(op) :].lstrip(_SPACE)
-        if c == ":" or name_end is not None:
+        if c in "=:+?!":
+            op = next((op for op in ("=", ":=", "+=", "?=", "!=", "::=") if line.startswith(op, i - 1)), None)
+            if op:
+                return line[: i - 1 if name_end is None else name_end], op, line[i - 1 + len(op) :].lstrip(_SPACE)
+            if c == ":":  # a rule, `target: prerequisites`
+                return None
+        if name_end is not None:
             return None
     return None
 
@@ -316,11 +306,8 @@ def _matching_close(text, i):
 
 @functools.lru_cache(maxsize=4096)
 def _parse(text):
-    """Split `text` into literal strings and references, scanning as expand.c does.
-
-    A reference is a tuple of the parts that expand to its name: `$(A_$(B))` gives
-    `(("A_", ("B",)),)`. Raises a UserError without location for what we refuse.
-    """
+    """Split `text` as expand.c scans it: strings, and references as tuples of the parts
+    that expand to their name (`$(A_$(B))` gives `(("A_", ("B",)),)`)."""
     parts, start = [], 0
     while (i := text.find("$", start)) != -1:
         parts.append(text[start:i])

@@ -271,6 +271,8 @@ REFUSALS = [
     ("B = $(filter-out a,$(L))\n", 1, "make function $(filter-out ...) is not supported; set the value directly"),
     ("S = a b\nX$(S) = 1\n", 2, "variable name 'Xa b' contains whitespace"),
     ("B = $(A:.c=.o)\n", 1, "substitution reference $(A:.c=.o) is not supported; set the value directly"),
+    ("C = A:b=X\n\nD = $($(C))\n", 3, "substitution reference $(A:b=X) is not supported; set the value directly"),
+    ("C = A:b=X\nD := $($(C))\n", 2, "substitution reference $(A:b=X) is not supported; set the value directly"),
     ("B = $(A\n", 1, "unterminated variable reference $(A"),
     ("B = 5$€\n", 1, "'$€' is not supported: write $$ for a literal $, $(€...) for a variable"),
     ("B = ${A_$(C)\n", 1, "unterminated variable reference ${A_$(C)"),

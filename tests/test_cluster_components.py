@@ -1,0 +1,146 @@
+"""The shipped components: every version, every variant, the security rules, `make install`.
+
+Rendering uses the repository's own Makefile.vars, untouched by the
+environment, so the defaults users get are the ones tested.
+"""
+
+import os
+import subprocess
+
+import pytest
+
+from k8s import apply, components, order, render, validate, variables
+
+from .apiserver import ApiServer
+from .conftest import ROOT
+
+MANIFESTS = os.path.join(ROOT, "manifests")
+VERSIONS = [f"1.{minor}" for minor in range(25, 38)]
+VARIANTS = {
+    "defaults": {},
+    "kubernetes-dashboard": {"DASHBOARD": "kubernetes-dashboard"},
+    "ingress daemonset on host network": {"INGRESS_KIND": "DaemonSet", "INGRESS_SERVICE_TYPE": "hostNetwork"},
+    "ingress load balancer with webhook": {"INGRESS_SERVICE_TYPE": "LoadBalancer",
+                                           "INGRESS_ADMISSION_WEBHOOK": "true",
+                                           "INGRESS_DEFAULT_CLASS": "false"},
+    "host-gw, insecure kubelet tls, long-lived token": {
+        "FLANNEL_BACKEND": "host-gw", "METRICS_SERVER_INSECURE_TLS": "true",
+        "LONG_LIVED_USER_TOKEN": "true", "LOCAL_STORAGE_DEFAULT": "false"},
+}
+WORKLOADS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "Pod"}
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
+
+
+def repo_values(**overrides):
+    found = variables.load_variables(os.path.join(ROOT, "Makefile.vars"), environ={"HOME": "/root"})
+    return {**{name: v.value for name, v in found.items()}, **overrides}
+
+
+def build(version, **overrides):
+    values = repo_values(KUBE_VERSION=version, **overrides)
+    found = order.component_order(components.discover(MANIFESTS, values))
+    selected = [c for c in found if c.supports(version)]
+    objects = render.render_components(selected, values)
+    report = validate.validate([(o.data, o.source) for o in objects], version)
+    return objects, report
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_component_validates_strictly_on_every_version(version, variant):
+    objects, report = build(version, **VARIANTS[variant])
+    assert [str(e) for e in report.errors] == []
+    assert report.unvalidated == []
+    assert {o.component for o in objects} >= {"namespace", "flannel", "ingress-nginx", "dashboard",
+                                              "local-storage", "metrics-server", "data-sync"}
+    assert not any(o.component == "pod-security" for o in objects)  # the PSP path never on 1.25+
+
+
+def pod_specs(objects):
+    for o in objects:
+        if o.kind in WORKLOADS:
+            spec = o.data["spec"]
+            if o.kind == "CronJob":
+                spec = spec["jobTemplate"]["spec"]
+            yield o, (spec.get("template") or {}).get("spec") or spec
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def rendered(request):
+    return build(VERSIONS[-1], **VARIANTS[request.param])[0]
+
+
+def test_no_binding_to_cluster_admin(rendered):
+    bound = [o.ref for o in rendered if o.kind in ("ClusterRoleBinding", "RoleBinding")
+             and o.data["roleRef"]["name"] == "cluster-admin"]
+    assert bound == []
+
+
+def test_the_user_namespace_enforces_restricted(rendered):
+    [namespace] = [o for o in rendered if o.kind == "Namespace" and o.name == "worker"]
+    labels = namespace.data["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"].startswith("v1.")
+
+
+def test_dashboards_have_no_write_verbs_on_secrets(rendered):
+    roles = {(o.kind, o.namespace, o.name): o for o in rendered if o.kind in ("Role", "ClusterRole")}
+    dashboard_roles = set()
+    for o in rendered:
+        if o.kind in ("RoleBinding", "ClusterRoleBinding") and o.component == "dashboard":
+            ref = o.data["roleRef"]
+            dashboard_roles.add((ref["kind"], o.namespace if ref["kind"] == "Role" else None, ref["name"]))
+    for key in dashboard_roles:
+        role = roles.get(key)
+        assert role is not None or key[2] in ("view",), key  # built-in view has no secrets
+        for rule in (role.data.get("rules") or []) if role else []:
+            if "secrets" in rule.get("resources", []) or "*" in rule.get("resources", []):
+                writes = set(rule["verbs"]) & WRITE_VERBS
+                # The Kubernetes Dashboard keeps its own named secrets (csrf, key holder, certs).
+                assert not writes or rule.get("resourceNames"), (key, rule)
+
+
+def test_every_container_sets_resource_requests(rendered):
+    for o, spec in pod_specs(rendered):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            requests = (c.get("resources") or {}).get("requests") or {}
+            assert requests.get("cpu") and requests.get("memory"), f"{o.ref} container {c['name']}"
+
+
+def test_images_carry_explicit_tags_never_latest(rendered):
+    for o, spec in pod_specs(rendered):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            name, _, tag = c["image"].rpartition(":")
+            assert name and tag and "/" not in tag and tag != "latest", f"{o.ref}: {c['image']}"
+
+
+def test_make_install_applies_the_rendered_set_in_order_and_a_second_run_changes_nothing(tmp_path):
+    with ApiServer(version="1.33.1", nodes=2) as server:
+        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
+        env = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "MAKEFLAGS", "MAKELEVEL")}
+        env.update(KUBECONFIG=str(kubeconfig), ADMIN_CTX="kubernetes-admin@kubernetes")
+        first = subprocess.run(["make", "-s", "install"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "data-sync: skipped until Secret data-sync/data-sync-ssh exists" in first.stdout
+
+        values = repo_values(KUBE_VERSION="1.33")
+        found = order.component_order(components.discover(MANIFESTS, values))
+        selected = [c for c in found if c.supports("1.33") and c.install and c.name != "data-sync"]
+        objects = render.render_components(selected, values)
+        expected = [o.display for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
+        applied = [line.rsplit(" ", 1)[0] for line in first.stdout.splitlines()[:-1]
+                   if line.endswith(" created")]
+        assert first.stdout.splitlines()[-1] == f"{len(expected)} created"
+        assert applied == expected
+        for o in objects:
+            stored = server.get(o.kind, o.name, o.namespace)
+            assert stored is not None, o.ref
+            assert stored["metadata"]["labels"][apply.COMPONENT_LABEL] == o.component
+
+        versions = {(o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+                    for o in server.objects()}
+        second = subprocess.run(["make", "-s", "install"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert second.stdout.splitlines()[-1] == f"{len(expected)} unchanged"
+        assert versions == {(o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+                            for o in server.objects()}
