@@ -24,7 +24,7 @@ ACTION  ?= apply
 COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help test render validate vars components bench clean install diff kubeconfig \
+.PHONY: help test render validate vars components bench clean install diff check kubeconfig \
 	untaint_master admission_config $(COMPONENTS)
 
 help: ## list every target with its description
@@ -52,6 +52,9 @@ diff: .venv/.installed ## show what applying every component would change (exit 
 
 $(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it
 	$(RENDER) $(ACTION) $@
+
+check: .venv/.installed ## warn when NetworkPolicies exist or are about to be applied but nothing enforces them
+	$(RENDER) check
 
 kubeconfig: .venv/.installed ## write $KUBECONFIG_OUT with the sudo and user@$CLUSTER contexts
 	$(RENDER) kubeconfig

@@ -85,6 +85,9 @@ def build_parser():
 
     p = commands.add_parser("components", help="list components with their dependencies")
     p.set_defaults(run=cmd_components)
+
+    from . import netpol
+    netpol.register(commands, _cluster_options)
     return parser
 
 
