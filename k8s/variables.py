@@ -18,6 +18,13 @@ _TO_BLANK = str.maketrans(_SPACE, " " * len(_SPACE))
 _REFUSED_MODIFIERS = ("define", "undefine", "unexport", "override", "private")  # besides `export`
 _DIRECTIVES = {"include", "-include", "sinclude", "ifdef", "ifndef", "ifeq", "ifneq", "else", "endif",
                "endef", "vpath", "load", "-load", *_REFUSED_MODIFIERS}  # fmt: skip
+# Variables make defines itself (`make -p -f /dev/null`), besides `.NAME` ones: we do
+# not know their values, so a vars file may only set them with `=` or `:=`.
+_MAKE_OWN = {"CURDIR", "MAKE", "MAKECMDGOALS", "MAKEFILE_LIST", "MAKEFILES", "MAKEFLAGS", "MAKELEVEL",
+             "MAKE_COMMAND", "MAKE_HOST", "MAKE_VERSION", "MFLAGS", "GNUMAKEFLAGS", "SHELL", "SUFFIXES",
+             "AR", "ARFLAGS", "AS", "CC", "CO", "COFLAGS", "CPP", "CTANGLE", "CWEAVE", "CXX", "F77",
+             "F77FLAGS", "FC", "GET", "LD", "LEX", "LINT", "M2C", "MAKEINFO", "OBJC", "OUTPUT_OPTION",
+             "PC", "RM", "TANGLE", "TEX", "TEXI2DVI", "WEAVE", "YACC"}  # fmt: skip
 _ONLY = "; only variable assignments are supported"
 _SET_IT = " is not supported; set the value directly"
 
@@ -146,9 +153,14 @@ class _Reader:
             raise UserError(f"variable name {name!r} contains whitespace")
         parts = _parse(value)  # refuse functions even in a value that is never used
         old = self.table.get(name)
+        if name.startswith(".") or (op in ("?=", "+=") and _make_own(name, old)):
+            raise UserError(f"'{op}' on make's own variable {name} is not supported")
         if op == "?=" and old:
             if old.origin == "environment":
-                old.origin = f"environment (overrides {where[0]})"
+                # Under make the environment already holds the file's own value:
+                # then the file, not the environment, is where it came from.
+                old.origin = where[0] if self._default_equals(parts, old.value) else \
+                    f"environment (overrides {where[0]})"
                 self.touched.setdefault(name)
         elif op in (":=", "::="):
             self._set(name, _Var(self.expand(parts), False, *where))
@@ -161,21 +173,28 @@ class _Reader:
         else:  # `=`, and `?=`/`+=` of an undefined variable: expanded at each use
             self._set(name, _Var(value, True, *where))
 
+    def _default_equals(self, parts, value):
+        try:
+            return self.expand(parts) == value
+        except UserError:  # the default would fail when used; the environment value stands
+            return False
+
     def _not_assignment(self, raw, where):
         line = raw.lstrip(_SPACE)
         word, rest = _first_word(line)
         if word == "export":  # `export A B` defines undefined names as empty, like make
             for name in self.expand(_parse(rest)).translate(_TO_BLANK).split(" "):
                 if name and name not in self.table:
+                    if _make_own(name, None):
+                        raise UserError(f"exporting make's own variable {name}{_SET_IT}")
                     self._set(name, _Var("", False, *where))
         elif word in _DIRECTIVES:
             raise UserError(f"make directive '{word}' is not supported{_ONLY}")
         elif raw.startswith("\t"):
             raise UserError(f"recipe lines (starting with a tab) are not supported{_ONLY}")
-        elif ":" in line:
-            _parse(line)  # rather name a function in it, if any
+        elif ":" in line or ":" in (expanded := self.expand(_parse(line))):
             raise UserError(f"rule lines (target: prerequisites) are not supported{_ONLY}")
-        elif self.expand(_parse(line)).strip(_SPACE):  # make ignores a line expanding to nothing
+        elif expanded.strip(_SPACE):  # make ignores a line expanding to nothing
             raise UserError("not a variable assignment (expected NAME = value)")
 
     def _set(self, name, var):
@@ -198,6 +217,8 @@ class _Reader:
 
     def _lookup(self, name):
         var = self.table.get(name)
+        if _make_own(name, var):
+            raise UserError(f"make's own variable $({name}){_SET_IT}")
         if var is None or not var.recursive:
             return var.value if var else ""  # undefined variables expand to nothing
         if name not in self.memo:
@@ -218,6 +239,11 @@ class _Reader:
         # Environment values go to recipes verbatim (make's target_environment).
         return {n: Variable(n, self._lookup(n) if v.file else v.value, v.origin)
                 for n in order for v in [self.table[n]]}  # fmt: skip
+
+
+def _make_own(name, var):
+    """Whether `name` is one of make's own variables and the vars files did not set it."""
+    return (name in _MAKE_OWN or name.startswith(".")) and not (var and var.file)
 
 
 def _first_word(line):
