@@ -25,10 +25,10 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
 .PHONY: help test render validate vars components bench clean install diff check kubeconfig \
-	untaint_master admission_config $(COMPONENTS)
+	untaint_master admission_config sops_gen_gpg sops_gen_age secrets $(COMPONENTS)
 
 help: ## list every target with its description
-	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/' | expand -t 24
+	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/; s/%/NAME/' | expand -t 24
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && touch $@
@@ -55,6 +55,24 @@ $(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it
 
 check: .venv/.installed ## warn when NetworkPolicies exist or are about to be applied but nothing enforces them
 	$(RENDER) check
+
+sops_gen_gpg: .venv/.installed ## create (or reuse) the GPG key for secrets/, without prompts
+	$(RENDER) secrets gen-gpg
+
+sops_gen_age: .venv/.installed ## create (or reuse) an age key for secrets/ (instead of or besides GPG)
+	$(RENDER) secrets gen-age
+
+secrets/.sops.yaml: | .venv/.installed ## write the sops rules: secrets/*.yml encrypted for your key(s)
+	$(RENDER) secrets sops-config
+
+secrets/%.yml: | .venv/.installed ## create secrets/NAME.yml, encrypted from the start, and edit it in $EDITOR
+	$(RENDER) secrets create $*
+
+secrets: .venv/.installed ## apply every secrets/*.yml to the cluster (created or updated)
+	$(RENDER) secrets apply
+
+secrets/%: .venv/.installed ## apply secrets/NAME.yml to the cluster (created or updated)
+	$(RENDER) secrets apply $*
 
 kubeconfig: .venv/.installed ## write $KUBECONFIG_OUT with the sudo and user@$CLUSTER contexts
 	$(RENDER) kubeconfig

@@ -35,6 +35,8 @@ def build_parser():
     p.add_argument("--out", metavar="DIR", help="write one file per component into DIR")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip schema validation")
+    p.add_argument("--show-secrets", action="store_true",
+                   help="print Secret values (masked as *** by default)")
     p.set_defaults(run=cmd_template)
 
     p = commands.add_parser("validate", help="render and validate components, print a summary")
@@ -86,8 +88,10 @@ def build_parser():
     p = commands.add_parser("components", help="list components with their dependencies")
     p.set_defaults(run=cmd_components)
 
-    from . import netpol
+    from . import netpol, secrets  # standard library only at import: --help stays fast
+
     netpol.register(commands, _cluster_options)
+    secrets.register(commands, _cluster_options)
     return parser
 
 
@@ -219,17 +223,19 @@ def summary(selected, skipped, objects, report, version, written=None):
 
 def cmd_template(args):
     from . import emit
+    from .secrets import mask
 
     selected, skipped, objects, report, version = render_and_validate(args, check=args.validate)
     dump = emit.to_json if args.output == "json" else emit.to_yaml
+    shown = {id(o): o.data if args.show_secrets else mask(o.data) for o in objects}
     if not args.out:
-        sys.stdout.write(dump([o.data for o in objects]))
+        sys.stdout.write(dump([shown[id(o)] for o in objects]))
         return 0
     os.makedirs(args.out, exist_ok=True)
     written = {}
     for c in selected:
         path = os.path.join(args.out, f"{c.name}.{args.output}")
-        text = dump([o.data for o in objects if o.component == c.name])
+        text = dump([shown[id(o)] for o in objects if o.component == c.name])
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         written[c.name] = path
