@@ -25,7 +25,8 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
 .PHONY: help test render validate vars components bench clean install diff check kubeconfig \
-	untaint_master admission_config sops_gen_gpg sops_gen_age secrets $(COMPONENTS)
+	untaint_master admission_config sops_gen_gpg sops_gen_age secrets \
+	persistent persistent_dirs node_labels $(COMPONENTS)
 
 help: ## list every target with its description
 	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/; s/%/NAME/' | expand -t 24
@@ -65,14 +66,23 @@ sops_gen_age: .venv/.installed ## create (or reuse) an age key for secrets/ (ins
 secrets/.sops.yaml: | .venv/.installed ## write the sops rules: secrets/*.yml encrypted for your key(s)
 	$(RENDER) secrets sops-config
 
-secrets/%.yml: | .venv/.installed ## create secrets/NAME.yml, encrypted from the start, and edit it in $EDITOR
-	$(RENDER) secrets create $*
+secrets/%.yml: | .venv/.installed ## create secrets/NAME.yml encrypted, then edit it in $EDITOR (SECRET_ARGS="--from-file KEY=PATH" without a terminal)
+	$(RENDER) secrets create $* $(SECRET_ARGS)
 
 secrets: .venv/.installed ## apply every secrets/*.yml to the cluster (created or updated)
 	$(RENDER) secrets apply
 
 secrets/%: .venv/.installed ## apply secrets/NAME.yml to the cluster (created or updated)
 	$(RENDER) secrets apply $*
+
+persistent: .venv/.installed ## create/update the node-local PersistentVolumes of volumes/ on every node of K8S_NODES
+	$(RENDER) persistent --check-nodes
+
+persistent_dirs: .venv/.installed ## NODE=host: create that node's volume directories over one ssh connection
+	$(RENDER) persistent-dirs $(NODE)
+
+node_labels: .venv/.installed ## apply the node labels of volumes/nodes.yaml (labels dropped from it are removed)
+	$(RENDER) node-labels
 
 kubeconfig: .venv/.installed ## write $KUBECONFIG_OUT with the sudo and user@$CLUSTER contexts
 	$(RENDER) kubeconfig

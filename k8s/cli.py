@@ -88,10 +88,12 @@ def build_parser():
     p = commands.add_parser("components", help="list components with their dependencies")
     p.set_defaults(run=cmd_components)
 
-    from . import netpol, secrets  # standard library only at import: --help stays fast
+    from . import netpol, nodes, secrets, volumes  # standard library only at import: --help stays fast
 
     netpol.register(commands, _cluster_options)
     secrets.register(commands, _cluster_options)
+    volumes.register(commands, _cluster_options)
+    nodes.register(commands, _cluster_options)
     return parser
 
 

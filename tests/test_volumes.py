@@ -1,0 +1,613 @@
+"""Node-local volumes: PV rendering, `persistent` against the API server stand-in, and
+`persistent-dirs` against a real sshd.
+
+render.py runs in a subprocess as a user runs it (LAUNCH registers the volumes and
+node-label commands whether or not cli.py does it already).
+"""
+
+import argparse
+import hashlib
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from k8s import emit, kubeyaml, variables, volumes
+from k8s.apply import body
+from k8s.errors import UserError
+
+from .apiserver import ApiServer
+from .conftest import ROOT, examples
+from .sshd import sshd, sshd_factory, unprivileged_user  # noqa: F401
+
+LAUNCH = """
+import argparse, sys
+sys.path.insert(0, sys.argv.pop(1))
+import k8s.cli as cli
+from k8s import nodes, volumes
+build = cli.build_parser
+def build_parser():
+    parser = build()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for module in (volumes, nodes):
+        if not set(module.COMMANDS) & set(commands.choices):
+            module.register(commands, cli._cluster_options)
+    return parser
+cli.build_parser = build_parser
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+VARS = """\
+export DOMAIN ?= example.com
+export K8S_NODES ?= kube1.$(DOMAIN) kube2.$(DOMAIN) kube3.$(DOMAIN)
+export K8S_NAMESPACE ?= demo
+export ADMIN_CTX ?= kubernetes-admin@kubernetes
+export KUBE_VERSION ?= 1.31
+export K8S_VOLUMES_PATH ?= /var/lib/docker/k8s-volumes
+export LOCAL_VOLUMES ?=
+export NAMED_VOLUMES ?= admin backup share $(LOCAL_VOLUMES)
+export POOL_NUM_SMALL ?= 30
+export POOL_SIZE_SMALL ?= 500Mi
+export POOL_NUM_MEDIUM ?= 10
+export POOL_SIZE_MEDIUM ?= 8Gi
+"""
+NODES = ["kube1.example.com", "kube2.example.com", "kube3.example.com"]
+ROOT_PATH = "/var/lib/docker/k8s-volumes"
+# Variables a developer's shell may have set that would change what the tests see.
+SCRUBBED = ("VARS_FILE", "KUBECONFIG", "DOMAIN", "ADMIN_CTX", "KUBE_VERSION", "NAMED_VOLUMES",
+            "LOCAL_VOLUMES", "SSH_CONFIG", "SSH_OPTIONS", "REMOTE_SUDO", "MYTHTV_VOL_SIZE")
+
+# A small layout of the tests' own, so that error lines stay put.
+LAYOUT = """\
+root: $K8S_VOLUMES_PATH
+pools:
+- name: pool-s
+  count: "$POOL_NUM_SMALL"
+  size: "$POOL_SIZE_SMALL"
+- name: pool-m
+  count: "$POOL_NUM_MEDIUM"
+  size: "$POOL_SIZE_MEDIUM"
+  mode: "0750"
+volumes:
+- names: "$NAMED_VOLUMES"
+  size: 20Gi
+- name: mythtv
+  size: 400Gi
+  nodes: [kube1, kube3.example.com]
+  path: $K8S_VOLUMES_PATH/media/mythtv
+  owner: "1234:2345"
+  mode: 0775
+"""
+
+
+def cli(project, *args, env=None, prefix=(), cwd=None):
+    """render.py ARGS in `project`, with a clean environment plus `env`."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in SCRUBBED and not k.startswith(("K8S_", "POOL_"))}
+    full_env.update(getattr(project, "env", None) or {})
+    full_env.update(env or {})
+    return subprocess.run([*prefix, sys.executable, "-c", LAUNCH, ROOT, *args], cwd=cwd or project.root,
+                          env=full_env, capture_output=True, text=True)
+
+
+def setup_project(project, layout=None, claims=None, extra_vars=""):
+    """Makefile.vars plus volumes/: the shipped files unless `layout`/`claims` are given."""
+    project.write("Makefile.vars", VARS + extra_vars)
+    os.makedirs(os.path.join(project.root, "volumes"), exist_ok=True)
+    for name in ("layout.yaml", "claims.yaml", "nodes.yaml"):
+        shutil.copy(os.path.join(ROOT, "volumes", name), os.path.join(project.root, "volumes", name))
+    if layout is not None:
+        project.write("volumes/layout.yaml", layout)
+    if claims is not None:
+        project.write("volumes/claims.yaml", claims)
+
+
+def load(project, **overrides):
+    found = variables.load_variables(os.path.join(project.root, "Makefile.vars"), environ=overrides)
+    values = {name: v.value for name, v in found.items()}
+    return volumes.load(os.path.join(project.root, "volumes"), values), values
+
+
+def expected_id(node, path):
+    return hashlib.sha256(f"{node}\0{path}".encode()).hexdigest()[:12]
+
+
+# --- rendering ----------------------------------------------------------------
+
+def test_shipped_layout_gives_one_pv_per_volume_per_node(project):
+    setup_project(project)
+    layout, _ = load(project)
+    objects = volumes.render(layout, layout.nodes)
+    assert len(objects) == 3 * (30 + 10 + 3)
+    assert {o.kind for o in objects} == {"PersistentVolume"}
+    for node in NODES:
+        short = node.split(".")[0]
+        mine = [o for o in objects if o.data["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]
+                ["matchExpressions"][0]["values"] == [node]]
+        assert [o.name for o in mine] == (
+            [f"{short}-pv-500mi-{i:04d}" for i in range(1, 31)] + [f"{short}-pv-8gi-{i:04d}" for i in range(1, 11)]
+            + [f"{short}-admin", f"{short}-backup", f"{short}-share"])
+        assert [o.data["spec"]["local"]["path"] for o in mine] == (
+            [f"{ROOT_PATH}/pool-s/pv-500Mi-{i:04d}" for i in range(1, 31)]
+            + [f"{ROOT_PATH}/pool-m/pv-8Gi-{i:04d}" for i in range(1, 11)]
+            + [f"{ROOT_PATH}/admin", f"{ROOT_PATH}/backup", f"{ROOT_PATH}/share"])
+        assert [o.data["metadata"]["labels"]["volume.group"] for o in mine] == \
+            ["pool-s"] * 30 + ["pool-m"] * 10 + ["admin", "backup", "share"]
+        assert [o.data["spec"]["capacity"]["storage"] for o in mine] == ["500Mi"] * 30 + ["8Gi"] * 10 + ["20Gi"] * 3
+        for o in mine:
+            assert o.data["metadata"]["labels"]["volume.id"] == expected_id(node, o.data["spec"]["local"]["path"])
+    assert len({o.data["metadata"]["labels"]["volume.id"] for o in objects}) == len(objects)
+    assert objects[7].data == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": "kube1-pv-500mi-0008", "labels": {
+            "volume.group": "pool-s",
+            "volume.id": expected_id("kube1.example.com", f"{ROOT_PATH}/pool-s/pv-500Mi-0008")}},
+        "spec": {
+            "capacity": {"storage": "500Mi"},
+            "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "local-storage",
+            "local": {"path": f"{ROOT_PATH}/pool-s/pv-500Mi-0008"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["kube1.example.com"]}]}]}},
+        },
+    }
+
+
+def test_dry_run_is_byte_identical_across_runs_and_reads_back_as_the_objects(project):
+    setup_project(project)
+    first = cli(project, "persistent", "--dry-run", env={"PYTHONHASHSEED": "1"})
+    second = cli(project, "persistent", "--dry-run", env={"PYTHONHASHSEED": "2"})
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    layout, _ = load(project)
+    bodies = [body(o) for o in volumes.render(layout, layout.nodes)]
+    assert [d.data for d in kubeyaml.load_all(first.stdout, "out")] == bodies
+    assert first.stdout == emit.to_yaml(bodies)  # the fast writer writes what the general one does
+    labels = bodies[0]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "k8s-toolkit" and labels["k8s-toolkit/component"] == "persistent"
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_VALUES = st.recursive(st.one_of(_TEXT, st.integers(-2**40, 2**40), st.booleans(), st.none()),
+                       lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                               st.dictionaries(_TEXT, inner, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=examples(500, 200))
+@given(st.lists(st.dictionaries(_TEXT, _VALUES, min_size=1, max_size=4), min_size=1, max_size=3))
+def test_the_fast_yaml_writer_reads_back_exactly_as_kubectl_reads_it(documents):
+    text = volumes.to_yaml(documents)
+    assert [d.data for d in kubeyaml.load_all(text, "t")] == documents  # kubectl's decoding
+    assert list(yaml.safe_load_all(text)) == documents
+
+
+def test_volumes_on_some_nodes_with_path_owner_mode_and_claims(project):
+    setup_project(project, layout=LAYOUT, claims="""\
+claims:
+- name: share
+  volume: share
+- name: media
+  namespace: media
+  volume: mythtv
+  node: kube3
+  size: 100Gi
+  accessModes: [ReadWriteOnce]
+- name: scratch
+  volume: pool-m
+""", extra_vars="export POOL_NUM_SMALL := 2\nexport POOL_NUM_MEDIUM := 1\n")
+    layout, _ = load(project)
+    objects = volumes.render(layout, layout.nodes)
+    pvs = [o for o in objects if o.kind == "PersistentVolume"]
+    assert [o.name for o in pvs] == [
+        "kube1-pv-500mi-0001", "kube1-pv-500mi-0002", "kube1-pv-8gi-0001", "kube1-admin", "kube1-backup",
+        "kube1-share", "kube1-mythtv",
+        "kube2-pv-500mi-0001", "kube2-pv-500mi-0002", "kube2-pv-8gi-0001", "kube2-admin", "kube2-backup",
+        "kube2-share",
+        "kube3-pv-500mi-0001", "kube3-pv-500mi-0002", "kube3-pv-8gi-0001", "kube3-admin", "kube3-backup",
+        "kube3-share", "kube3-mythtv"]
+    mythtv = {o.name: o.data for o in pvs if o.name.endswith("mythtv")}
+    assert mythtv["kube3-mythtv"]["spec"]["local"]["path"] == f"{ROOT_PATH}/media/mythtv"
+    assert mythtv["kube3-mythtv"]["spec"]["capacity"] == {"storage": "400Gi"}
+    media_id = mythtv["kube3-mythtv"]["metadata"]["labels"]["volume.id"]
+    claims = {o.name: o.data for o in objects if o.kind == "PersistentVolumeClaim"}
+    assert claims["share"] == {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "share", "namespace": "demo", "labels": {"volume.group": "share"}},
+        "spec": {"accessModes": ["ReadWriteMany", "ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}},
+                 "storageClassName": "local-storage", "selector": {"matchLabels": {"volume.group": "share"}}}}
+    assert claims["media"]["metadata"]["namespace"] == "media"
+    assert claims["media"]["spec"] == {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Gi"}},
+        "storageClassName": "local-storage", "selector": {"matchLabels": {"volume.id": media_id}}}
+    assert claims["scratch"]["spec"]["selector"] == {"matchLabels": {"volume.group": "pool-m"}}
+    assert claims["scratch"]["spec"]["resources"] == {"requests": {"storage": "8Gi"}}
+
+    assert layout.directories("kube2.example.com") == [
+        (ROOT_PATH, None, None),
+        (f"{ROOT_PATH}/pool-s", 0o700, None), (f"{ROOT_PATH}/pool-s/pv-500Mi-0001", None, None),
+        (f"{ROOT_PATH}/pool-s/pv-500Mi-0002", None, None),
+        (f"{ROOT_PATH}/pool-m", 0o750, None), (f"{ROOT_PATH}/pool-m/pv-8Gi-0001", None, None),
+        (f"{ROOT_PATH}/admin", None, None), (f"{ROOT_PATH}/backup", None, None), (f"{ROOT_PATH}/share", None, None)]
+    assert (f"{ROOT_PATH}/media/mythtv", 0o775, "1234:2345") in layout.directories("kube1.example.com")
+
+
+def test_named_nodes_only_and_short_names(project):
+    setup_project(project)
+    result = cli(project, "persistent", "kube2", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    names = [d.data["metadata"]["name"] for d in kubeyaml.load_all(result.stdout, "out") if d.data]
+    assert len(names) == 43 and all(n.startswith("kube2-") for n in names)
+    wrong = cli(project, "persistent", "kube9", "--dry-run")
+    assert (wrong.returncode, wrong.stderr) == (
+        2, "error: node kube9 is not in K8S_NODES (kube1.example.com kube2.example.com kube3.example.com)\n")
+
+
+def test_quantities():
+    assert volumes.parse_quantity("500Mi") == 500 * 2**20
+    assert volumes.parse_quantity("1.5G") == 1_500_000_000
+    assert volumes.parse_quantity("2e3") == 2000
+    assert volumes.parse_quantity("100m") * 10 == 1
+    for bad in ("500Mb", "5 Gi", "Gi", "", "-", "1.2.3", "0x10", "5_00Mi", "1iB"):
+        assert volumes.parse_quantity(bad) is None, bad
+
+
+BAD_INPUT = [
+    # (case, layout (None: LAYOUT), claims, environment, the one error line)
+    ("invalid quantity", None, None, {"POOL_SIZE_SMALL": "500Mb"},
+     'volumes/layout.yaml:5: pool pool-s: size "500Mb" (from $POOL_SIZE_SMALL) is not a Kubernetes quantity '
+     "such as 500Mi, 8Gi or 1Ti"),
+    ("zero size", None, None, {"POOL_SIZE_MEDIUM": "0"},
+     'volumes/layout.yaml:8: pool pool-m: size must be more than zero, got "0" (from $POOL_SIZE_MEDIUM)'),
+    ("duplicate volume name", None, None, {"LOCAL_VOLUMES": "share"},
+     "volumes/layout.yaml:11: duplicate volume name share (from $NAMED_VOLUMES)"),
+    ("duplicate across entries", LAYOUT.replace("name: mythtv", "name: admin"), None, {},
+     "volumes/layout.yaml:13: duplicate volume name admin (also on line 11)"),
+    ("path outside the root", LAYOUT.replace("$K8S_VOLUMES_PATH/media/mythtv", "/mnt/media"), None, {},
+     f"volumes/layout.yaml:16: volume mythtv: path /mnt/media is outside K8S_VOLUMES_PATH ({ROOT_PATH})"),
+    ("path escaping the root", LAYOUT.replace("/media/mythtv", "/../../etc"), None, {},
+     f"volumes/layout.yaml:16: volume mythtv: path {ROOT_PATH}/../../etc (from $K8S_VOLUMES_PATH) is outside "
+     f"K8S_VOLUMES_PATH ({ROOT_PATH})"),
+    ("path inside another volume", LAYOUT.replace("/media/mythtv", "/share/mythtv"), None, {},
+     f"volumes/layout.yaml:13: volume mythtv: path {ROOT_PATH}/share/mythtv is inside volume share"),
+    ("relative root", None, None, {"K8S_VOLUMES_PATH": "volumes"},
+     'volumes/layout.yaml:1: root must be an absolute directory other than /, got "volumes" '
+     "(from $K8S_VOLUMES_PATH)"),
+    ("invalid name", None, None, {"LOCAL_VOLUMES": "My_Media"},
+     "volumes/layout.yaml:11: invalid volume name 'My_Media' (from $NAMED_VOLUMES): use at most 63 lowercase "
+     "letters, digits, '-' and '.', starting and ending with a letter or digit"),
+    ("same PV name as a pool volume", None, None, {"LOCAL_VOLUMES": "pv-8gi-0001"},
+     "volumes/layout.yaml:11: volume pv-8gi-0001 has the same PersistentVolume name as pv-8Gi-0001 of pool pool-m"),
+    ("two pools of one size", None, None, {"POOL_SIZE_MEDIUM": "500Mi"},
+     "volumes/layout.yaml:6: pools pool-s and pool-m both hold volumes of size 500Mi: their PersistentVolume "
+     "names (pv-500mi-0001, ...) would be the same"),
+    ("count", None, None, {"POOL_NUM_SMALL": "thirty"},
+     'volumes/layout.yaml:4: pool pool-s: count must be a whole number, got "thirty" (from $POOL_NUM_SMALL)'),
+    ("decimal mode", LAYOUT.replace("mode: 0775", "mode: 775"), None, {},
+     "volumes/layout.yaml:18: volume mythtv: mode 775 is not octal permission bits such as 0700; "
+     'write 0775 or "0775"'),
+    ("owner", LAYOUT.replace('"1234:2345"', '"bob;rm -rf /"'), None, {},
+     'volumes/layout.yaml:17: volume mythtv: owner "bob;rm -rf /" is not user, user:group or :group'),
+    ("unknown field", LAYOUT.replace("  size: 400Gi", "  sise: 400Gi"), None, {},
+     "volumes/layout.yaml:14: volume mythtv: unknown field 'sise' (known: name, names, size, nodes, path, mode, "
+     "owner)"),
+    ("missing field", LAYOUT.replace("  size: 400Gi\n", ""), None, {},
+     "volumes/layout.yaml:13: volume mythtv: size nothing is not a Kubernetes quantity such as 500Mi, 8Gi or 1Ti"),
+    ("node not in K8S_NODES", LAYOUT.replace("kube3.example.com]", "kube4.example.com]"), None, {},
+     "volumes/layout.yaml:15: volume mythtv: node kube4.example.com is not in K8S_NODES "
+     "(kube1.example.com kube2.example.com kube3.example.com)"),
+    ("empty K8S_NODES", None, None, {"K8S_NODES": ""}, "K8S_NODES is empty: set it to the cluster's node names"),
+    ("not a node name", None, None, {"K8S_NODES": "kube1 Kube_2"},
+     "K8S_NODES: 'Kube_2' is not a Kubernetes node name (lowercase letters, digits, '-' and '.')"),
+    ("claim too large", None, "claims:\n- name: big\n  volume: share\n  size: 1Ti\n", {},
+     "volumes/claims.yaml:4: claim big asks for 1Ti, more than the 20Gi of volume share: it would never bind"),
+    ("duplicate claim", None, "claims:\n- name: c\n  volume: share\n- name: c\n  volume: admin\n", {},
+     "volumes/claims.yaml:4: duplicate claim demo/c (also on line 2)"),
+    ("claim on an unknown volume", None, "claims:\n- name: c\n  volume: music\n", {},
+     "volumes/claims.yaml:3: claim c: no volume or pool music in volumes/layout.yaml "
+     "(known: pool-s, pool-m, admin, backup, share, mythtv)"),
+    ("claim on a pool naming a node", None, "claims:\n- name: c\n  volume: pool-s\n  node: kube1\n", {},
+     "volumes/claims.yaml:4: claim c: a claim on pool pool-s cannot name a node (its volumes are interchangeable)"),
+    ("claim on a node without the volume", None, "claims:\n- name: c\n  volume: mythtv\n  node: kube2\n", {},
+     "volumes/claims.yaml:4: claim c: volume mythtv is not on node kube2.example.com"),
+]
+
+
+@pytest.mark.parametrize("case,layout,claims,env,message", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_one_line(project, case, layout, claims, env, message):
+    setup_project(project, layout=LAYOUT if layout is None else layout, claims=claims)
+    result = cli(project, "persistent", "--dry-run", env=env)
+    assert (result.returncode, result.stderr) == (1, f"error: {message}\n"), result.stderr
+    assert result.stdout == ""
+
+
+def test_a_missing_layout_is_one_line(project):
+    setup_project(project)
+    os.remove(os.path.join(project.root, "volumes", "layout.yaml"))
+    result = cli(project, "persistent", "--dry-run")
+    assert (result.returncode, result.stderr) == (1, "error: no volume layout: volumes/layout.yaml not found\n")
+
+
+def test_the_modules_import_only_the_standard_library_at_start_up():
+    code = ("import sys, k8s.volumes, k8s.nodes, k8s.remote; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('yaml', 'yaml_rs', 'jinja2', 'kubernetes', 'jsonschema_rs', 'urllib3') "
+            "or m in ('k8s.render', 'k8s.kubeyaml', 'k8s.apply', 'k8s.cluster', 'k8s.validate')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
+def test_register_adds_the_commands():
+    from k8s import cli, nodes
+
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    volumes.register(commands, cli._cluster_options)
+    nodes.register(commands, cli._cluster_options)
+    assert set(commands.choices) == {"persistent", "persistent-dirs", "node-labels"}
+    args = parser.parse_args(["persistent", "kube1", "--check-nodes", "--prune", "--context", "c"])
+    assert (args.run, args.nodes, args.check_nodes, args.prune, args.context) == \
+        (volumes.cmd_persistent, ["kube1"], True, True, "c")
+    args = parser.parse_args(["persistent-dirs", "kube1", "--dry-run"])
+    assert (args.run, args.nodes, args.dry_run) == (volumes.cmd_persistent_dirs, ["kube1"], True)
+    args = parser.parse_args(["node-labels", "--force-conflicts", "--dry-run"])
+    assert (args.run, args.force_conflicts, args.dry_run) == (nodes.cmd_node_labels, True, True)
+
+
+# --- persistent against the API server stand-in ------------------------------------
+
+@pytest.fixture
+def cluster(project, tmp_path):
+    with ApiServer(version="1.31.2", nodes=0) as server:
+        for node in NODES:
+            server.add_node(node)
+        project.env = {"KUBECONFIG": server.kubeconfig(tmp_path / "kubeconfig")}
+        setup_project(project)
+        yield server
+
+
+def pv_versions(server):
+    return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in server.objects("PersistentVolume")}
+
+
+def test_apply_creates_every_pv_in_one_run_and_a_second_run_changes_nothing(project, cluster):
+    result = cli(project, "persistent", "--check-nodes")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "129 created"
+    assert "persistentvolume/kube2-pv-8gi-0010 created" in lines
+    stored = cluster.get("PersistentVolume", "kube3-share")
+    assert stored["spec"]["local"] == {"path": f"{ROOT_PATH}/share"}
+    assert stored["metadata"]["labels"]["volume.id"] == expected_id("kube3.example.com", f"{ROOT_PATH}/share")
+    versions = pv_versions(cluster)
+    assert len(versions) == 129
+
+    cluster.clear_requests()
+    again = cli(project, "persistent", "--check-nodes")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == "129 unchanged"
+    assert pv_versions(cluster) == versions
+    writes = cluster.writes()
+    assert {r.method for r in writes} == {"PATCH"} and len(writes) == 129
+    assert all(r.content_type == "application/apply-patch+yaml" and r.query.get("fieldManager") == "k8s-toolkit"
+               for r in writes)
+    # discovery, the nodes, one LIST of PVs: nothing per object but its PATCH
+    assert len(cluster.requests) - len(writes) <= 6, [(r.method, r.path) for r in cluster.requests
+                                                       if r.method != "PATCH"]
+
+
+def test_claims_are_applied_with_the_volumes(project, cluster):
+    cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
+    project.write("volumes/claims.yaml", "claims:\n- name: share\n  volume: share\n  node: kube2\n")
+    result = cli(project, "persistent", "kube2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "44 created"
+    claim = cluster.get("PersistentVolumeClaim", "share", "demo")
+    assert claim["spec"]["selector"] == {"matchLabels": {
+        "volume.id": cluster.get("PersistentVolume", "kube2-share")["metadata"]["labels"]["volume.id"]}}
+
+
+def test_check_nodes_names_a_missing_node_and_a_wrong_hostname_label(project, cluster):
+    result = cli(project, "persistent", "--check-nodes", env={"K8S_NODES": "kube1.example.com kube4.example.com"})
+    assert (result.returncode, result.stderr) == (1, (
+        "error: node kube4.example.com of K8S_NODES is not in the cluster (context kubernetes-admin@kubernetes; "
+        "it has kube1.example.com, kube2.example.com, kube3.example.com)\n"))
+    cluster.seed({"apiVersion": "v1", "kind": "Node", "metadata": {
+        "name": "kube4.example.com", "labels": {"kubernetes.io/hostname": "kube4"}}})
+    result = cli(project, "persistent", "--check-nodes", env={"K8S_NODES": "kube1.example.com kube4.example.com"})
+    assert (result.returncode, result.stderr) == (1, (
+        "error: node kube4.example.com has label kubernetes.io/hostname=kube4: its volumes, which select "
+        "kubernetes.io/hostname=kube4.example.com, could never be used\n"))
+    assert cluster.writes() == []
+
+
+def test_prune_deletes_volumes_gone_from_the_layout_but_keeps_bound_ones_and_other_nodes(project, cluster):
+    from kubernetes import client
+
+    assert cli(project, "persistent").returncode == 0
+    api = client.CoreV1Api(cluster.api_client())
+    api.patch_persistent_volume("kube1-pv-500mi-0030", {"spec": {"claimRef": {"namespace": "demo", "name": "data"}}})
+    api.patch_persistent_volume_status("kube1-pv-500mi-0030", {"status": {"phase": "Bound"}})
+    result = cli(project, "persistent", "kube1", "kube2", "--prune", env={"POOL_NUM_SMALL": "28"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sorted(line for line in lines if line.endswith(" pruned") and "/" in line) == [
+        "persistentvolume/kube1-pv-500mi-0029 pruned", "persistentvolume/kube2-pv-500mi-0029 pruned",
+        "persistentvolume/kube2-pv-500mi-0030 pruned"]
+    assert "persistentvolume/kube1-pv-500mi-0030 kept: no longer in the layout but bound to claim demo/data" \
+        in lines
+    assert lines[-1] == "82 unchanged, 3 pruned"
+    remaining = pv_versions(cluster)
+    assert "kube3-pv-500mi-0030" in remaining and "kube1-pv-500mi-0030" in remaining
+    assert len(remaining) == 129 - 3
+
+
+# --- persistent-dirs against a real sshd --------------------------------------------
+
+def small_tree(project, root, layout=LAYOUT):
+    setup_project(project, layout=layout, extra_vars="export POOL_NUM_SMALL := 3\nexport POOL_NUM_MEDIUM := 2\n")
+    return {"K8S_VOLUMES_PATH": str(root)}
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def accepted(server, expected=0):
+    """Connections sshd accepted; waits a little for its log to reach `expected` (another thread reads it)."""
+    import time
+
+    deadline = time.monotonic() + 3
+    while True:
+        count = sum("Accepted publickey" in line for line in server.log)
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.02)
+
+
+def test_persistent_dirs_creates_the_tree_over_one_connection(project, tmp_path, sshd):
+    root = tmp_path / "k8s-volumes"
+    layout = LAYOUT if os.geteuid() == 0 else LAYOUT.replace('  owner: "1234:2345"\n', "")
+    env = {**small_tree(project, root, layout), **sshd.variables(), "REMOTE_SUDO": ""}
+    result = cli(project, "persistent-dirs", "kube1", env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"kube1.example.com: 12 directories under {root}\n"
+    assert accepted(sshd, 1) == 1
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert found == ["admin", "backup", "media", "media/mythtv", "pool-m", "pool-m/pv-8Gi-0001",
+                     "pool-m/pv-8Gi-0002", "pool-s", "pool-s/pv-500Mi-0001", "pool-s/pv-500Mi-0002",
+                     "pool-s/pv-500Mi-0003", "share"]
+    assert (mode(root / "pool-s"), mode(root / "pool-m"), mode(root / "media" / "mythtv")) == (0o700, 0o750, 0o775)
+    if os.geteuid() == 0:
+        info = os.stat(root / "media" / "mythtv")
+        assert (info.st_uid, info.st_gid) == (1234, 2345)
+    # kube2 has no mythtv volume; a second run changes nothing and still succeeds
+    assert cli(project, "persistent-dirs", "kube2", env=env).returncode == 0
+    os.chmod(root / "pool-s", 0o755)
+    assert cli(project, "persistent-dirs", "kube1", env=env).returncode == 0
+    assert mode(root / "pool-s") == 0o700
+
+
+def test_remote_sudo_wraps_every_command_and_ssh_options_work_without_a_config(project, tmp_path, sshd):
+    root = tmp_path / "vols"
+    log = tmp_path / "sudo.log"
+    wrapper = tmp_path / "fake sudo"
+    wrapper.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" >> {shlex.quote(str(log))}\nexec \"$@\"\n")
+    wrapper.chmod(0o755)
+    options = shlex.join([*sshd.options, "-o", "HostName=127.0.0.1"])
+    env = {**small_tree(project, root, LAYOUT.replace('  owner: "1234:2345"\n', "")),
+           "SSH_OPTIONS": options, "REMOTE_SUDO": f"{shlex.quote(str(wrapper))}"}
+    result = cli(project, "persistent-dirs", "kube3.example.com", env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    calls = log.read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["mkdir", "chmod", "chmod", "chmod"]
+    assert calls[1] == f"chmod 0700 -- {root}/pool-s"
+    assert (root / "media" / "mythtv").is_dir() and mode(root / "pool-m") == 0o750
+
+
+def test_paths_are_quoted_so_values_cannot_inject_commands(project, tmp_path, sshd):
+    marker = tmp_path / "injected"
+    root = tmp_path / f"it's $(touch {marker}1) `touch {marker}2`; touch {marker}3 \"x\" \\ * & touch {marker}4"
+    env = {**small_tree(project, root), **sshd.variables(), "REMOTE_SUDO": ""}
+    if os.geteuid() != 0:
+        project.write("volumes/layout.yaml", LAYOUT.replace('  owner: "1234:2345"\n', ""))
+    result = cli(project, "persistent-dirs", "kube1", env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (root / "pool-s" / "pv-500Mi-0003").is_dir() and (root / "media" / "mythtv").is_dir()
+    assert not any(os.path.exists(f"{marker}{i}") for i in range(1, 5))
+
+
+def test_dry_run_prints_the_command_and_connects_nowhere(project, tmp_path, sshd):
+    env = {**small_tree(project, "/srv/vol umes"), **sshd.variables()}
+    result = cli(project, "persistent-dirs", "kube2", "--dry-run", env=env)
+    assert result.returncode == 0, result.stderr
+    argv = shlex.split(result.stdout)
+    assert argv[:3] == ["ssh", "-F", sshd.config]
+    assert argv[-3:-1] == ["--", "kube2.example.com"]
+    assert shlex.split(argv[-1])[:5] == ["sudo", "mkdir", "-p", "--", "/srv/vol umes/pool-s/pv-500Mi-0001"]
+    assert "BatchMode=yes" in argv
+    assert accepted(sshd) == 0 and not os.path.exists("/srv/vol umes")
+
+
+def test_ssh_failures_name_the_host_and_the_exit_status(project, tmp_path, sshd_factory):
+    server = sshd_factory()
+    env = {**small_tree(project, tmp_path / "v"), **server.variables(), "REMOTE_SUDO": "false"}
+    result = cli(project, "persistent-dirs", "kube1", env=env)
+    assert (result.returncode, result.stderr) == (
+        1, "error: ssh kube1.example.com: remote command failed (exit status 1)\n")
+    port = server.port
+    server.stop()
+    env = {**env, "SSH_CONFIG": "", "REMOTE_SUDO": "",
+           "SSH_OPTIONS": f"-F /dev/null -o HostName=127.0.0.1 -p {port}"}
+    result = cli(project, "persistent-dirs", "kube1", env=env)
+    assert (result.returncode, result.stderr) == (1, (
+        f"error: ssh kube1.example.com: ssh failed (exit status 255): ssh: connect to host 127.0.0.1 port {port}: "
+        "Connection refused\n"))
+    assert cli(project, "persistent-dirs", env=env).stderr == (
+        "error: name the node to set up (NODE=kube1.example.com make persistent_dirs), or --all for every node "
+        "of K8S_NODES\n")
+
+
+def test_all_nodes(project, tmp_path, sshd):
+    env = {**small_tree(project, tmp_path / "v", LAYOUT.replace('  owner: "1234:2345"\n', "")),
+           **sshd.variables(), "REMOTE_SUDO": ""}
+    result = cli(project, "persistent-dirs", "--all", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == NODES
+    assert accepted(sshd, 3) == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or unprivileged_user() is None,
+                    reason="needs root and an unprivileged account with a login shell")
+def test_as_an_unprivileged_user(project, sshd_factory):
+    server = sshd_factory(user=unprivileged_user())
+    home = os.path.join(server.dir, "project")  # readable by that user, unlike pytest's tmp_path
+    os.makedirs(os.path.join(home, "volumes"))
+    project.root = home
+    setup_project(project, layout=LAYOUT.replace('  owner: "1234:2345"\n', ""),
+                  extra_vars="export POOL_NUM_SMALL := 1\nexport POOL_NUM_MEDIUM := 1\n")
+    root = os.path.join(server.dir, "vols")
+    uid = __import__("pwd").getpwnam(server.user).pw_uid
+    for path in [home, *(os.path.join(d, n) for d, ds, fs in os.walk(home) for n in ds + fs)]:
+        os.chown(path, uid, -1)
+    env = {**server.variables(), **server.user_env(), "REMOTE_SUDO": "", "K8S_VOLUMES_PATH": root,
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    result = cli(project, "persistent-dirs", "kube1", env=env, prefix=server.as_user)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert os.stat(os.path.join(root, "pool-s", "pv-500Mi-0001")).st_uid == uid
+    assert mode(os.path.join(root, "pool-s")) == 0o700
+
+
+def test_remote_argv_and_sudo_words():
+    from k8s import remote
+
+    assert remote.ssh_argv("kube1", "true", {}) == [
+        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "--", "kube1", "true"]
+    assert remote.ssh_argv("n", "c", {"SSH_CONFIG": "/c f", "SSH_OPTIONS": "-p 2222 -i '/k y'"})[:7] == [
+        "ssh", "-F", "/c f", "-p", "2222", "-i", "/k y"]
+    assert (remote.sudo_words({}), remote.sudo_words({"REMOTE_SUDO": ""}),
+            remote.sudo_words({"REMOTE_SUDO": "sudo -n"})) == (["sudo"], [], ["sudo", "-n"])
+    with pytest.raises(UserError, match="not a host name"):
+        remote.ssh_argv("-oProxyCommand=touch /tmp/x", "true", {})
+    with pytest.raises(UserError, match="SSH_OPTIONS: No closing quotation"):
+        remote.ssh_options({"SSH_OPTIONS": "-i 'x"})
+
+
+def test_mkdir_command_quotes_every_path(project):
+    setup_project(project, layout=LAYOUT, extra_vars="export POOL_NUM_SMALL := 1\nexport POOL_NUM_MEDIUM := 1\n")
+    layout, _ = load(project, K8S_VOLUMES_PATH="/srv/a b")
+    command = volumes.mkdir_command(layout, "kube1.example.com", ["sudo"])
+    assert command == (
+        "sudo mkdir -p -- '/srv/a b/pool-s/pv-500Mi-0001' '/srv/a b/pool-m/pv-8Gi-0001' '/srv/a b/admin' "
+        "'/srv/a b/backup' '/srv/a b/share' '/srv/a b/media/mythtv' "
+        "&& sudo chown 1234:2345 -- '/srv/a b/media/mythtv' "
+        "&& sudo chmod 0700 -- '/srv/a b/pool-s' && sudo chmod 0750 -- '/srv/a b/pool-m' "
+        "&& sudo chmod 0775 -- '/srv/a b/media/mythtv'")
