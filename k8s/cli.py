@@ -59,7 +59,8 @@ def build_parser():
 
     p = commands.add_parser("diff", help="show what applying would change (server-side dry run); "
                                          "exit 1 when something would")
-    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
+    p.add_argument("components", nargs="*", metavar="COMPONENT",
+                   help="default: what `install` would apply")
     _cluster_options(p, applying=False)
     p.set_defaults(run=cmd_diff)
 
@@ -352,17 +353,22 @@ def _missing_secret(cluster, component):
             f"then make {component.name})")
 
 
+def _ready_to_install(engine, clusters, selected, objects):
+    """The install components whose required Secret exists, and their objects."""
+    waiting = {c.name: _missing_secret(clusters(c.name), c) for c in selected}
+    for note in filter(None, waiting.values()):
+        engine.say(note)
+    return ([c for c in selected if not waiting[c.name]],
+            [o for o in objects if not waiting[o.component]])
+
+
 def _apply(args, only_install=False):
     from . import order, prune
 
     def work(clusters, selected, objects):
         engine = _engine(args, clusters)
         if only_install:
-            waiting = {c.name: _missing_secret(clusters(c.name), c) for c in selected}
-            for note in filter(None, waiting.values()):
-                engine.say(note)
-            selected = [c for c in selected if not waiting[c.name]]
-            objects = [o for o in objects if not waiting[o.component]]
+            selected, objects = _ready_to_install(engine, clusters, selected, objects)
         names = [c.name for c in selected]
         run = engine.apply(order.tiers(objects, names))
         if args.prune and not run.failed:
@@ -393,8 +399,13 @@ def cmd_delete(args):
 def cmd_diff(args):
     from . import diff, order
 
+    everything = not args.components  # `make diff`: what `make install` would apply
+
     def work(clusters, selected, objects):
         engine = _engine(args, clusters)
+        if everything:
+            engine.out = sys.stderr  # notes about skipped components, not diff text
+            selected, objects = _ready_to_install(engine, clusters, selected, objects)
         ordered = [o for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
         text, changed, failures = diff.diff(engine, ordered)
         sys.stdout.write(text)
@@ -406,7 +417,7 @@ def cmd_diff(args):
               else "no changes", file=sys.stderr)
         return 1 if changed else 0
 
-    return _connected_run(args, work)
+    return _connected_run(args, work, only_install=everything)
 
 
 def _admin_cluster(args, variable_values):
