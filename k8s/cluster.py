@@ -151,6 +151,8 @@ class Cluster:
                        f"{self.context} (401 Unauthorized): {message}")
         elif status in RETRY_STATUS and retried:
             message = f"{message} ({status}, still failing after {retried} retries)"
+        elif status == 409 and message.startswith("Apply failed"):
+            message = f"{message} ({status} {reason}; --force-conflicts takes these fields over)"
         else:
             message = f"{message} ({status} {reason})".replace(" )", ")")
         return ApiError(" ".join(message.split()), status, reason, obj=obj)

@@ -8,8 +8,6 @@ traceback is printed.
 import json
 import os
 
-import pytest
-
 from .conftest import ROOT
 
 DEPLOYMENT = """\
@@ -86,90 +84,3 @@ def test_the_shipped_manifests_render_and_validate_with_the_shipped_defaults(tmp
     assert result.returncode == 0, result.stderr
     assert "valid for Kubernetes" in result.stdout.splitlines()[-1]
     assert os.listdir(tmp_path)
-
-
-# --- the bad-input corpus ---------------------------------------------------
-# (files to write, render.py arguments (default: validate), environment, exit code,
-#  exact first line of stderr)
-CASES = {
-    "bad yaml": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [x\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:4:1: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence)"),
-    "undefined variable": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: $NOPE\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:4:9: undefined variable NOPE"),
-    "shell in Makefile.vars": (
-        {"Makefile.vars": "export A ?= 1\nexport IP ?= $(shell dig +short x)\n"},
-        [], {}, 1, "error: Makefile.vars:2: make function $(shell ...) is not supported; set the value directly"),
-    "duplicate object": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"
-                                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:5: ConfigMap/x: duplicate object, "
-                   "first defined at manifests/app/a.yaml:1"),
-    "schema violation": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndatum: {}\n"},
-        [], {}, 1, 'error: manifests/app/a.yaml:4: ConfigMap/x: unknown field "datum"'),
-    "removed api": (
-        {"manifests/app/a.yaml": "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: x}\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:1: Ingress/x: extensions/v1beta1 Ingress was removed in Kubernetes 1.22; use networking.k8s.io/v1"),
-    "unknown kind": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: Gizmo\nmetadata: {name: x}\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:2: Gizmo/x: unknown kind Gizmo in apiVersion v1 for Kubernetes 1.37"),
-    "empty file": (
-        {"manifests/app/a.yaml": "# nothing here\n"},
-        [], {}, 1, "error: manifests/app/a.yaml: no Kubernetes objects in file"),
-    "binary file": (
-        {"manifests/app/a.yaml": b"\x7fELF\x00\x01\x02"},
-        [], {}, 1, "error: manifests/app/a.yaml: binary file, expected YAML text"),
-    "not utf-8": (
-        {"manifests/app/a.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:3: not UTF-8 text (byte 0xe9)"),
-    "list document": (
-        {"manifests/app/a.yaml": "- apiVersion: v1\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:1: document 1 is a list, expected a Kubernetes object"),
-    "missing name": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:1: ConfigMap/?: missing metadata.name"),
-    "required variable": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-                                 "  name: ${NAME:?set NAME to the app name}\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:4:9: undefined variable NAME: set NAME to the app name"),
-    "dependency cycle": (
-        {"manifests/a/component.yaml": "depends: [b]\n", "manifests/b/component.yaml": "depends: [a]\n",
-         "manifests/a/x.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
-         "manifests/b/x.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n"},
-        [], {}, 1, "error: dependency cycle between components: a -> b -> a"),
-    "unknown component": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"},
-        ["validate", "ghost"], {}, 2, "error: unknown component ghost (known: app)"),
-    "unknown option": (
-        {}, ["--frobnicate"], {}, 2, "usage: render.py [-h] [--vars FILE] [--vars-file FILE] [--manifests DIR]"),
-    "jinja undefined": (
-        {"manifests/app/a.yaml.j2": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ NOPE }}\n"},
-        [], {}, 1, "error: manifests/app/a.yaml.j2:4: undefined variable in template: 'NOPE' is undefined"),
-    "wrong type": (
-        {"manifests/app/a.yaml": DEPLOYMENT},
-        [], {"REPLICAS": "three"}, 1, "error: manifests/app/a.yaml:6: Deployment/web: spec.replicas: invalid type: got string 'three', expected integer"),
-    "duplicate key": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
-                                 "data:\n  a: '1'\n  a: '2'\n"},
-        [], {}, 1, "error: manifests/app/a.yaml:6:3: duplicate key 'a' in a mapping"),
-    "unsupported version": (
-        {"manifests/app/a.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"},
-        ["--kube-version", "1.99", "validate"], {}, 1, "error: Kubernetes version 1.99 is not supported; supported versions are 1.25 to 1.37"),
-    "missing overlay": (
-        {}, [], {"VARS_FILE": "clusters/nope.vars"}, 1, "error: clusters/nope.vars: overlay file (VARS_FILE) not found"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_gives_one_clear_line_and_an_exit_code(project, case):
-    files, args, env, code, first_line = CASES[case]
-    for rel, content in files.items():
-        project.write(rel, content, mode="wb" if isinstance(content, bytes) else "w")
-    result = project.run(*(args or ["validate"]), env=env)
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert lines, "no error printed"
-    assert lines[0] == first_line

@@ -1,0 +1,262 @@
+"""The bad-input corpus: every kind of mistake an operator makes, and how it fails.
+
+Each case builds a small project, points render.py at the API server stand-in
+and runs one command as a user would. It checks the exact first line of the
+error, the exit code, that no traceback is printed, and, when the mistake is
+caught before anything is applied, that the server received no write at all.
+"""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+
+from ..apiserver import ApiServer, write_kubeconfig
+from ..conftest import ROOT
+from ..gpg import gnupghome, gpg_homes, gpg_session_key  # noqa: F401
+
+# Ours first: the first `?=` wins, the shipped file gives everything else.
+BASE_VARS = ("export K8S_NAMESPACE ?= demo\nexport ADMIN_CTX ?= kubernetes-admin@kubernetes\n"
+             "export K8S_VOLUMES_PATH ?= /srv/volumes\nexport K8S_NODES ?= kube1.example.com\n")
+with open(os.path.join(ROOT, "Makefile.vars")) as f:
+    SHIPPED_VARS = f.read()
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n"
+NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n"
+SECRET = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {value}\n"
+
+
+@dataclass
+class Case:
+    files: dict = field(default_factory=dict)
+    args: tuple = ("apply", "app")
+    env: dict = field(default_factory=dict)
+    code: int = 1
+    first_line: str = ""
+    stream: str = "stderr"          # where the error line is printed
+    before_apply: bool = True       # then the server must have received no write
+    setup: object = None            # setup(server, project) before the run
+    secret: bool = False            # first make secrets/db.yml, encrypted for the test key
+
+
+def app(text, name="a.yaml"):
+    return {f"manifests/app/{name}": text}
+
+
+def fault(kind, *args, **kwargs):
+    return lambda server, project: getattr(server.faults, kind)(*args, **kwargs)
+
+
+def forbid(server, project):
+    server.forbid("kubernetes-admin", verbs=["patch"], resources=["configmaps"], namespaces=["demo"])
+
+
+def conflict(server, project):
+    server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
+    server.seed({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "settings", "namespace": "demo"}, "data": {"a": "0"}},
+                manager="helm")
+
+
+def bad_token(server, project):
+    server.check_tokens()
+    write_kubeconfig(project.kubeconfig, server.url, {"kubernetes-admin": "expired-token"})
+
+
+def tamper(server, project):
+    text = project.read("secrets/db.yml")
+    project.write("secrets/db.yml", text.replace("name: db", "name: evil"))
+
+
+def plain_secret(server, project):
+    project.write("secrets/plain.yml", SECRET.format(value="in-clear"))
+
+
+def unreachable(server, project):
+    write_kubeconfig(project.kubeconfig, "http://127.0.0.1:9")
+
+
+CASES = {
+    # --- render ---------------------------------------------------------------
+    "bad yaml": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [x\n"), first_line=(
+        "error: manifests/app/a.yaml:4:1: invalid YAML: did not find expected ',' or ']' "
+        "(while parsing a flow sequence)")),
+    "undefined variable": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: $NOPE\n"),
+                               first_line="error: manifests/app/a.yaml:4:9: undefined variable NOPE"),
+    "required variable": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${NAME:?set NAME}\n"),
+                              first_line="error: manifests/app/a.yaml:4:9: undefined variable NAME: set NAME"),
+    "shell in Makefile.vars": Case({"Makefile.vars": BASE_VARS + "export IP ?= $(shell dig +short x)\n"},
+                                   first_line=("error: Makefile.vars:5: make function $(shell ...) is not "
+                                               "supported; set the value directly")),
+    "missing overlay": Case(env={"VARS_FILE": "clusters/nope.vars"},
+                            first_line="error: clusters/nope.vars: overlay file (VARS_FILE) not found"),
+    "duplicate object": Case(app(CONFIGMAP + "---\n" + CONFIGMAP), first_line=(
+        "error: manifests/app/a.yaml:8: ConfigMap/settings: duplicate object, "
+        "first defined at manifests/app/a.yaml:1")),
+    "duplicate key": Case(app(CONFIGMAP + "  a: '2'\n"),
+                          first_line="error: manifests/app/a.yaml:7:3: duplicate key 'a' in a mapping"),
+    "empty file": Case(app("# nothing here\n"),
+                       first_line="error: manifests/app/a.yaml: no Kubernetes objects in file"),
+    "binary file": Case(app(b"\x7fELF\x00\x01\x02"),
+                        first_line="error: manifests/app/a.yaml: binary file, expected YAML text"),
+    "not utf-8": Case(app(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n"),
+                      first_line="error: manifests/app/a.yaml:3: not UTF-8 text (byte 0xe9)"),
+    "list document": Case(app("- apiVersion: v1\n"), first_line=(
+        "error: manifests/app/a.yaml:1: document 1 is a list, expected a Kubernetes object")),
+    "missing name": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"),
+                         first_line="error: manifests/app/a.yaml:1: ConfigMap/?: missing metadata.name"),
+    "infinite number": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbinaryData: .inf\n"),
+                            first_line=("error: manifests/app/a.yaml:4:13: .inf cannot be represented in "
+                                        "JSON (kubectl: json: unsupported value)")),
+    "jinja undefined": Case(app("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ NOPE }}\n",
+                                name="a.yaml.j2"), first_line=(
+        "error: manifests/app/a.yaml.j2:4: undefined variable in template: 'NOPE' is undefined")),
+    "dependency cycle": Case({"manifests/app/component.yaml": "depends: [base]\n",
+                              "manifests/base/component.yaml": "depends: [app]\n",
+                              "manifests/base/ns.yaml": NAMESPACE},
+                             first_line="error: dependency cycle between components: app -> base -> app"),
+    "bad component setting": Case({"manifests/app/component.yaml": "context: root\n"}, first_line=(
+        "error: manifests/app/component.yaml: context must be one of admin, user, not 'root'")),
+    "unknown component": Case(args=("apply", "ghost"), code=2,
+                              first_line="error: unknown component ghost (known: app)"),
+    "unknown option": Case(args=("apply", "app", "--frobnicate"), code=2,
+                           first_line="usage: render.py [-h] [--vars FILE] [--vars-file FILE] [--manifests DIR]"),
+    # --- validation -------------------------------------------------------------
+    "schema violation": Case(app(CONFIGMAP + "datum: {}\n"),
+                             first_line='error: manifests/app/a.yaml:7: ConfigMap/settings: unknown field "datum"'),
+    "wrong type": Case(app("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n"
+                           "  ports:\n  - port: $PORT\n"), env={"PORT": "eighty"}, first_line=(
+        "error: manifests/app/a.yaml:6: Service/web: spec.ports[0].port: invalid type: got string "
+        "'eighty', expected integer")),
+    "removed api": Case(app("apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: x}\n"), first_line=(
+        "error: manifests/app/a.yaml:1: Ingress/x: extensions/v1beta1 Ingress was removed in Kubernetes "
+        "1.22; use networking.k8s.io/v1")),
+    "psp on 1.25+": Case(app("apiVersion: policy/v1beta1\nkind: PodSecurityPolicy\nmetadata: {name: x}\n"),
+                         first_line=("error: manifests/app/a.yaml:1: PodSecurityPolicy/x: policy/v1beta1 "
+                                     "PodSecurityPolicy was removed in Kubernetes 1.25; use Pod Security "
+                                     "Admission")),
+    "unknown kind": Case(app("apiVersion: v1\nkind: Gizmo\nmetadata: {name: x}\n"), first_line=(
+        "error: manifests/app/a.yaml:2: Gizmo/x: unknown kind Gizmo in apiVersion v1 for Kubernetes 1.31")),
+    "unsupported version": Case(args=("--kube-version", "1.99", "apply", "app"), first_line=(
+        "error: Kubernetes version 1.99 is not supported; supported versions are 1.25 to 1.37")),
+    # --- volumes ------------------------------------------------------------------
+    "invalid quantity": Case(args=("persistent",), env={"POOL_SIZE_SMALL": "500Mb"}, first_line=(
+        'error: volumes/layout.yaml:28: pool pool-s: size "500Mb" (from $POOL_SIZE_SMALL) is not a '
+        'Kubernetes quantity such as 500Mi, 8Gi or 1Ti')),
+    "duplicate volume name": Case(args=("persistent",), env={"LOCAL_VOLUMES": "share"}, first_line=(
+        "error: volumes/layout.yaml:44: duplicate volume name share (from $NAMED_VOLUMES)")),
+    "unknown node": Case(args=("persistent", "--check-nodes"), first_line=(
+        "error: node kube1.example.com of K8S_NODES is not in the cluster (context "
+        "kubernetes-admin@kubernetes; it has node-1)")),
+    # --- secrets ------------------------------------------------------------------
+    "unencrypted secret file": Case(secret=True, setup=plain_secret, args=("secrets", "apply"), first_line=(
+        "error: secrets/plain.yml: not sops-encrypted (no sops metadata); refusing to use it: "
+        "encrypt it with `render.py secrets create`, never commit it")),
+    "tampered secret": Case(secret=True, setup=tamper, args=("secrets", "apply", "db"), first_line=(
+        "error: secrets/db.yml: tampered or damaged: its MAC does not match its content (it was "
+        "changed outside sops); restore it from git")),
+    "missing decryption key": Case(secret=True, args=("secrets", "apply", "db"),
+                                   env={"GNUPGHOME": "{empty_gnupghome}"}, first_line=(
+        "error: secrets/db.yml: no key here can decrypt it; it is encrypted for pgp:{fingerprint}: "
+        "import one of these keys (GNUPGHOME, SOPS_AGE_KEY_FILE) or ask a holder to add yours with "
+        "`render.py secrets rotate`")),
+    # --- the API ------------------------------------------------------------------
+    "unreachable api server": Case(setup=unreachable, first_line=(
+        "error: cannot reach the API server http://127.0.0.1:9 (context kubernetes-admin@kubernetes): "
+        "Connection refused")),
+    "unknown context": Case(env={"ADMIN_CTX": "prod-admin"}, first_line=(
+        "error: kubeconfig {kubeconfig}: no context 'prod-admin' (set ADMIN_CTX/USER_CTX or --context)")),
+    "expired credentials (401)": Case(setup=bad_token, first_line=(
+        "error: the API server {url} rejected the credentials of context kubernetes-admin@kubernetes "
+        "(401 Unauthorized): Unauthorized")),
+    "forbidden (403)": Case(setup=forbid, stream="stdout", before_apply=False, first_line=(
+        'configmap/settings failed: configmaps "settings" is forbidden: User "kubernetes-admin" cannot '
+        'patch resource "configmaps" in API group "" in the namespace "demo" (403 Forbidden)')),
+    "conflict (409)": Case(setup=conflict, stream="stdout", before_apply=False, first_line=(
+        'configmap/settings failed: Apply failed with 1 conflict: conflict with "helm": .data.a '
+        '(409 Conflict; --force-conflicts takes these fields over)')),
+    "invalid object (422)": Case(setup=fault("invalid", lambda o: o.get("kind") == "ConfigMap",
+                                             field="data", message="data is not acceptable"),
+                                 stream="stdout", before_apply=False, first_line=(
+        'configmap/settings failed: ConfigMap "settings" is invalid: data: Invalid value: {"a": "1"}: '
+        'data is not acceptable (422 Invalid)')),
+    "5xx storm beyond the retry budget": Case(setup=fault("error", 503, times=None, method="PATCH",
+                                                          path="/configmaps/"),
+                                              stream="stdout", before_apply=False, first_line=(
+        "configmap/settings failed: the server is currently unable to handle the request "
+        "(503, still failing after 6 retries)")),
+}
+
+
+class Project:
+    def __init__(self, root):
+        self.root = str(root)
+        self.kubeconfig = os.path.join(self.root, "kubeconfig")
+
+    def read(self, rel):
+        with open(os.path.join(self.root, rel)) as f:
+            return f.read()
+
+    def write(self, rel, content):
+        path = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
+
+
+def run(project, args, env):
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("VARS_FILE", "K8S_NAMESPACE", "MAKEFLAGS", "MAKELEVEL")}
+    full.update(KUBECONFIG=project.kubeconfig, **env)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), *args], cwd=project.root,
+                          env=full, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input(name, tmp_path, request):
+    case = CASES[name]
+    project = Project(tmp_path)
+    env = dict(case.env)
+    fingerprint = ""
+    if case.secret:
+        gpg = request.getfixturevalue("gnupghome")  # GNUPGHOME with the test key
+        fingerprint = gpg.fingerprint
+        empty = request.getfixturevalue("gpg_homes")()
+        env = {k: v.replace("{empty_gnupghome}", empty) for k, v in env.items()}
+    project.write("Makefile.vars", BASE_VARS + SHIPPED_VARS)
+    project.write("manifests/app/component.yaml", "namespace: demo\n")
+    project.write("manifests/app/00-namespace.yaml", NAMESPACE)
+    project.write("volumes/layout.yaml", open(os.path.join(ROOT, "volumes", "layout.yaml")).read())
+    for rel, content in case.files.items():
+        project.write(rel, content)
+    with ApiServer(version="1.31.2") as server:
+        server.kubeconfig(project.kubeconfig)
+        if case.setup and not case.secret:
+            case.setup(server, project)
+        if "manifests/app/a.yaml" not in case.files and not any(k.startswith("manifests/app/a.")
+                                                                   for k in case.files):
+            project.write("manifests/app/a.yaml", CONFIGMAP)
+        if case.secret:
+            for args in (["secrets", "sops-config"], ["secrets", "create", "db", "--from-literal",
+                                                      "password=corpus-marker"]):
+                made = run(project, args, {"GPG_FINGERPRINT": fingerprint})
+                assert made.returncode == 0, made.stderr
+            if case.setup:
+                case.setup(server, project)
+        result = run(project, case.args, env)
+        writes = server.writes()
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == case.code, (result.stdout, result.stderr)
+    lines = [line for line in getattr(result, case.stream).splitlines()
+             if case.stream == "stderr" or " failed" in line]
+    assert lines, (result.stdout, result.stderr)
+    expected = case.first_line.replace("{url}", server.url).replace("{kubeconfig}", project.kubeconfig)
+    assert lines[0] == expected.replace("{fingerprint}", fingerprint)
+    assert "corpus-marker" not in result.stdout + result.stderr
+    if case.before_apply:
+        assert writes == [], [(r.method, r.path) for r in writes]
+
+
+def test_the_corpus_covers_every_area():
+    assert len(CASES) >= 30
