@@ -565,7 +565,7 @@ _UNSAFE = [(c, re.compile(p)) for c, p in [
     ("{", rf"\{{(?:{_GATE}{_TOKEN}|(?!{_FLOW[1]}(?! *:)))"),
     (",", rf",{_GATE}{_TOKEN}"),
     ("\r", r"\r(?!\n)"),  # a lone CR
-    ('"', r'":[^ \r\n]'), ("'", r"':[^ \r\n]"),  # "a":b
+    ("'", r"':[^ \r\n]"),  # 'a':b; "a":b is _closing_quote_colon's
     ("\\", r"\\/")]]  # go-yaml v2 rejects the escape \/
 _START = re.compile(rf"\.\.\.|{_LINE}{_GATE}{_TOKEN}")
 _CONTROLS = bytes(c for c in range(32) if c not in b"\r\n") + b"\x7f"
@@ -583,4 +583,53 @@ def is_fast(text) -> bool:
         return False
     if len(text) >= _MAX_DEPTH and _DEEP.search(text):
         return False  # yaml-rs overflows its stack near 20000 levels
-    return not (_START.match(text) or any(c in text and p.search(text) for c, p in _UNSAFE))
+    return not (_START.match(text) or any(c in text and p.search(text) for c, p in _UNSAFE)
+                or ('":' in text and _closing_quote_colon(text)))
+
+
+_QUOTE_COLON = re.compile(r'":[^ \r\n]')
+_ESCAPED = re.compile(r"\\.")
+
+
+def _closing_quote_colon(text):
+    """Whether a double-quoted scalar ends right before `:x` (`"a":b`), which yaml-rs reads
+    as a key and go-yaml rejects. The opening quote of `[":8080"]` is no such thing.
+
+    Each line is judged on its own, so a line with an odd number of double quotes (a
+    scalar spanning lines, or a stray quote) counts as unsafe.
+    """
+    for match in _QUOTE_COLON.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        end = text.find("\n", match.start())
+        line = text[start:end if end >= 0 else len(text)]
+        if _ESCAPED.sub("", line).count('"') % 2 or not _opens_scalar(text[start:match.start()]):
+            return True
+    return False
+
+
+def _opens_scalar(prefix):
+    """Whether a `"` right after `prefix` (the start of its line) opens a quoted scalar."""
+    quote, start, i = None, True, 0  # start: a scalar may begin here
+    while i < len(prefix):
+        c = prefix[i]
+        if quote == '"' and c == "\\":
+            i += 1
+        elif quote and c == quote:
+            if quote == "'" and prefix[i + 1:i + 2] == "'":
+                i += 1
+            else:
+                quote, start = None, False
+        elif quote:
+            pass
+        elif c in "\"'" and start:
+            quote = c
+        elif c == "#" and (i == 0 or prefix[i - 1] in " \t"):
+            return False  # a comment: treat as unsafe rather than reason about it
+        elif c in "[{,":
+            start = True
+        elif c in "-?:" and prefix[i + 1:i + 2] == " ":
+            start = True
+        elif c not in " \t":
+            start = False
+        i += 1
+    return quote is None and start

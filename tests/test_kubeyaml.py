@@ -290,14 +290,16 @@ def test_a_typical_manifest_takes_the_fast_path(monkeypatch):
 def test_is_fast():
     fast = ["a: 1\nb: 1.5\nc: -2\nd: true\ne: null\nf: ~\ng: 'on'\nh: \"0644\"\ni: app-1\nj: nginx:1.0\n",
             "k: {a: 1, b: [x, z]}\nl: ['a', \"b\"]\nm: {}\nn1: []\n", "k: \"a\\\\nb\"\nj: 123456.1234567\n",
-            "k:\n  - name: x\n    port: 8080\n  - [1, 2.5, 'y']\nl: {m: n1}\n# on\n", "a: 10Gi\nb: 500m\n"]
+            "k:\n  - name: x\n    port: 8080\n  - [1, 2.5, 'y']\nl: {m: n1}\n# on\n", "a: 10Gi\nb: 500m\n",
+            'args: ["--listen", ":8080"]\n', 'k: ":8080"\n', '- ":x"\n']
     slow = ["k: on", "k: 0644", "k: 1.0", "k: 1e3", "k: +5", "k: .5", "k: 1_0", "8080: x", "true: x",
             "k: &a x", "k: *a", "k: !t x", "<<: {}", "k:\tx", "k: x\r", "\ufeffk: x", "k: [a, yes]",
             "k:\n- no", "k:\n  - - off", "k: {a: y}", "...\n", "%YAML 1.2\n---\n", "? x\n: y", "[a]: b",
             '{"a":1}', "k: 12345678901234567890", "k: _1", "k: 2.", "k: v # x\nNo: 1", "k: 1.5: 2",
             "k: |\n  x\n", "k: >\n", "k: [a:]", "k: [a ::]", "k: [{~}]", "k: {1}", "k: [a,\n b]",
             "k: [[[a]]]",
-            'k: "a\\/b"', "k: [a?b]", "k: 1234567.5", "k: 0.123456789", "x: 1\n" + " " * 6000 + "y: 2\n"]
+            'k: "a\\/b"', "k: [a?b]", 'k: "b":c', '"a":b', 'k: "x\\"":b', "k: 'q\"' \":x\"",
+            'k: "b" # ":x"', 'k: {"a":b}', 'k: "a\n  b":c', "k: 1234567.5", "k: 0.123456789", "x: 1\n" + " " * 6000 + "y: 2\n"]
     assert all(is_fast(t) for t in fast)
     assert not any(is_fast(t) for t in slow), [t for t in slow if is_fast(t)]
 
