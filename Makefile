@@ -26,7 +26,8 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 .DEFAULT_GOAL := help
 .PHONY: help test render validate vars components bench clean install diff check kubeconfig \
 	untaint_master admission_config sops_gen_gpg sops_gen_age secrets \
-	persistent persistent_dirs node_labels $(COMPONENTS)
+	persistent persistent_dirs node_labels encryption_key encryption_config \
+	encryption_install encryption_rotate audit_policy audit_install $(COMPONENTS)
 
 help: ## list every target with its description
 	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/; s/%/NAME/' | expand -t 24
@@ -83,6 +84,24 @@ persistent_dirs: .venv/.installed ## NODE=host: create that node's volume direct
 
 node_labels: .venv/.installed ## apply the node labels of volumes/nodes.yaml (labels dropped from it are removed)
 	$(RENDER) node-labels
+
+encryption_key: .venv/.installed ## create (or reuse) the etcd encryption key in secrets/etcd-encryption.yml (sops)
+	$(RENDER) encryption key
+
+encryption_config: .venv/.installed ## write the kubeadm encryption-at-rest fragment into build/, show the config (keys masked)
+	$(RENDER) encryption-config --out $(BUILD)
+
+encryption_install: .venv/.installed ## NODE=host: copy the EncryptionConfiguration to a control-plane node (root, 0600)
+	$(RENDER) encryption install $(NODE)
+
+encryption_rotate: .venv/.installed ## STEP=add|promote|rewrite|drop: one step of the etcd key rotation
+	$(RENDER) encryption rotate $(STEP)
+
+audit_policy: .venv/.installed ## write the API audit policy and its kubeadm fragment into build/
+	$(RENDER) audit-policy --out $(BUILD)
+
+audit_install: .venv/.installed ## NODE=host: copy the audit policy to a control-plane node (root, 0600)
+	$(RENDER) audit install $(NODE)
 
 kubeconfig: .venv/.installed ## write $KUBECONFIG_OUT with the sudo and user@$CLUSTER contexts
 	$(RENDER) kubeconfig

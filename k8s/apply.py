@@ -139,7 +139,7 @@ class Engine:
         return run
 
     def map_objects(self, fn, objects):
-        if self.parallel == 1 or len(objects) == 1:
+        if self.parallel == 1 or len(objects) <= 1:
             return [fn(o) for o in objects]
         with ThreadPoolExecutor(max_workers=min(self.parallel, len(objects))) as pool:
             return list(pool.map(fn, objects))

@@ -89,12 +89,11 @@ def build_parser():
     p = commands.add_parser("components", help="list components with their dependencies")
     p.set_defaults(run=cmd_components)
 
-    from . import netpol, nodes, secrets, volumes  # standard library only at import: --help stays fast
+    # Each of these imports only the standard library at first: --help stays fast.
+    from . import audit, encryption, netpol, nodes, secrets, volumes
 
-    netpol.register(commands, _cluster_options)
-    secrets.register(commands, _cluster_options)
-    volumes.register(commands, _cluster_options)
-    nodes.register(commands, _cluster_options)
+    for module in (secrets, volumes, nodes, netpol, encryption, audit):
+        module.register(commands, _cluster_options)
     return parser
 
 

@@ -42,6 +42,9 @@ TEMPLATE_VALUE = "replace-me"
 
 # --- masking ------------------------------------------------------------------------------
 
+LOCAL_ONLY = "k8s-toolkit/local-only"
+
+
 def mask(obj):
     """A copy of `obj` whose Secret values read `***` (keys kept); other objects as they are.
 
@@ -802,6 +805,12 @@ def cmd_apply(args):
         loaded = ws.decode_all(decrypted, version)
         del decrypted
         objects = [o for item in loaded for o in item.objects]
+        # A file marked local-only (the etcd encryption key) never goes to the cluster.
+        local = [o for o in objects if ((o.data.get("metadata") or {}).get("annotations") or {})
+                 .get(LOCAL_ONLY) == "true"]
+        for o in local:
+            out(f"{o.display} kept local ({LOCAL_ONLY})")
+        objects = [o for o in objects if o not in local]
         for obj in objects:
             obj.data = as_data(obj.data)
         engine = Engine(lambda component: cluster, parallel=args.parallel, force=args.force_conflicts,

@@ -1,0 +1,923 @@
+"""Encryption at rest for etcd: the key in secrets/, the config on the nodes, key rotation.
+
+    render.py encryption key                  make (or reuse) secrets/etcd-encryption.yml
+    render.py encryption-config [--out DIR]   the kubeadm fragment into DIR; the config shown, keys masked
+    render.py encryption install NODE…        copy the config to control-plane nodes (root, 0600)
+    render.py encryption rotate STEP          add, promote, rewrite, drop: the documented rotation
+
+The keys live in `secrets/etcd-encryption.yml`, a Secret-shaped document
+encrypted with sops exactly as `render.py secrets create` writes files: the
+plaintext goes to sops through a pipe, only ciphertext reaches the disk. Its
+key names and their order are repeated in the clear annotation
+`k8s-toolkit/encryption-keys` (`provider:name,…`), so the rotation state shows
+in a diff and commands that only need the names never decrypt anything.
+
+The EncryptionConfiguration holds the keys in clear; it is only ever built in
+memory and streamed into `ssh NODE 'umask 077; sudo install -m 0600 -o root -g
+root /dev/stdin …'`, never written on this machine. `encryption-config` shows
+it with the secrets masked (`--show-key` prints them) and writes only the
+kubeadm ClusterConfiguration fragment into build/.
+
+Facts relied on (kubernetes.io, "Encrypting Confidential Data at Rest", and
+k8s.io/apiserver's EncryptionConfiguration validation):
+  * aescbc and secretbox take 32-byte keys (the validation accepts 16, 24 or
+    32 for AES; we always make 32); aesgcm must be rotated every 200,000 writes
+    and is not recommended without automated rotation, so it is refused;
+  * the first provider's first key encrypts, every listed key decrypts;
+    `identity: {}` last keeps data written before encryption readable;
+  * rotation: add the new key second and restart every apiserver, make it
+    first and restart, rewrite every object (`kubectl get secrets -A -o json |
+    kubectl replace -f -`, a PUT of the unchanged object: the storage layer
+    writes an unchanged object again when it was read with a key that is not
+    the first one), then drop the old key;
+  * key names appear in etcd as `k8s:enc:<provider>:v1:<name>:`, so ours have
+    no colon: `key-<UTC timestamp>`.
+
+The key never appears in output, build/ files, logs or errors: every message of
+a run that saw it goes through a secrets.Scrubber, and Key's repr hides it.
+
+Variables (defaults in DEFAULTS): ENCRYPTION_PROVIDER (of new keys),
+ENCRYPTION_RESOURCES (space separated, `resource` or `resource.group`),
+ENCRYPTION_CONFIG_PATH (the file on the nodes), KUBE_VERSION (fragment form),
+ADMIN_CTX (the rewrite's context), SSH_CONFIG, SSH_OPTIONS, REMOTE_SUDO (k8s.remote).
+
+Only the standard library is imported at module level.
+"""
+
+import base64
+import datetime
+import json
+import os
+import posixpath
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from .errors import UsageError, UserError
+
+COMMANDS = ("encryption", "encryption-config")
+KEY_FILE = "etcd-encryption.yml"  # under the secrets folder
+SECRET_NAME = "etcd-encryption"
+SECRET_NAMESPACE = "kube-system"
+KEYS_ANNOTATION = "k8s-toolkit/encryption-keys"
+REWRITTEN_ANNOTATION = "k8s-toolkit/encryption-rewritten"
+# `render.py secrets apply` must never send this file to the cluster (the key
+# would be stored in the etcd it protects); see the README.
+LOCAL_ANNOTATION = "k8s-toolkit/local-only"
+API_VERSION = "apiserver.config.k8s.io/v1"
+PROVIDERS = ("secretbox", "aescbc")
+KEY_BYTES = 32
+MASK = "***"
+DEFAULTS = {
+    "ENCRYPTION_PROVIDER": "secretbox",
+    "ENCRYPTION_RESOURCES": "secrets",
+    "ENCRYPTION_CONFIG_PATH": "/etc/kubernetes/encryption/config.yaml",
+}
+FRAGMENT_FILE = "kubeadm-encryption.yaml"
+STEPS = ("add", "promote", "rewrite", "drop")
+REFUSED_PROVIDERS = {
+    "aesgcm": "aesgcm must be rotated every 200,000 writes and is not recommended without an "
+              "automated key rotation scheme",
+    "identity": "identity does not encrypt",
+    "kms": "kms needs a KMS plugin; this toolkit manages local keys only",
+}
+_KEY_NAME = re.compile(r"^key-(\d{8}T\d{6}Z)(?:-(\d+))?$")
+_RESOURCE = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)?)?$")
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Key:
+    """One encryption key: its provider, name and base64 secret (hidden from repr)."""
+
+    provider: str
+    name: str
+    secret: str = field(repr=False)
+
+    @property
+    def label(self):
+        return f"{self.provider}:{self.name}"
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _sort_key(name):
+    match = _KEY_NAME.match(name)
+    return (match[1], int(match[2] or 0)) if match else ("", 0)
+
+
+def new_name(existing=(), now=None):
+    """`key-YYYYMMDDTHHMMSSZ`, later than every name in `existing` (a suffix `-N` if need be)."""
+    stamp = (now or _now()).strftime("%Y%m%dT%H%M%SZ")
+    latest = max((_sort_key(n) for n in existing), default=("", 0))
+    if stamp > latest[0]:
+        return f"key-{stamp}"
+    return f"key-{latest[0]}-{latest[1] + 1}"
+
+
+def generate(provider, existing=(), now=None):
+    """A new Key: 32 bytes from os.urandom, base64."""
+    return Key(check_provider(provider), new_name(existing, now),
+               base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"))
+
+
+def check_provider(value):
+    value = (value or "").strip()
+    if value in PROVIDERS:
+        return value
+    why = REFUSED_PROVIDERS.get(value)
+    raise UserError(f"ENCRYPTION_PROVIDER {value!r} is not supported"
+                    + (f" ({why})" if why else "") + f"; use {' or '.join(PROVIDERS)}")
+
+
+def newest(keys):
+    return max(keys, key=lambda k: _sort_key(k.name))
+
+
+def state(keys):
+    """steady (one key), added (the newest key is not first yet) or promoted (it is)."""
+    if len(keys) <= 1:
+        return "steady"
+    return "promoted" if keys[0] is newest(keys) else "added"
+
+
+def add(keys, provider, now=None):
+    """The keys with a new one second: every apiserver can read it, none writes with it yet."""
+    if state(keys) != "steady":
+        raise UserError(f"a rotation is under way ({_describe(keys)}): finish it with `promote`, "
+                        "`rewrite` and `drop` before adding another key")
+    return [keys[0], generate(provider, [k.name for k in keys], now), *keys[1:]]
+
+
+def promote(keys):
+    """The keys with the newest one first: it encrypts from now on."""
+    if state(keys) != "added":
+        return None  # nothing to promote
+    new = newest(keys)
+    return [new, *[k for k in keys if k is not new]]
+
+
+def drop(keys):
+    """Only the first key is kept."""
+    if state(keys) == "added":
+        raise UserError(f"the newest key {newest(keys).name} is not the first one yet: dropping now "
+                        f"would remove {keys[0].name}, which still encrypts; run `promote` first")
+    return keys[:1] if len(keys) > 1 else None
+
+
+def _describe(keys):
+    return ", ".join(k.label for k in keys)
+
+
+def order_annotation(keys):
+    return ",".join(k.label for k in keys)
+
+
+def parse_order(value):
+    """[(provider, name)] from the annotation's `provider:name,…`."""
+    found = []
+    for item in (value or "").split(","):
+        provider, sep, name = item.strip().partition(":")
+        if not sep or not name:
+            raise ValueError(item)
+        found.append((provider, name))
+    return found
+
+
+def document(keys, rewritten=None):
+    """The Secret-shaped document of secrets/etcd-encryption.yml (plaintext: only for sops' stdin)."""
+    annotations = {KEYS_ANNOTATION: order_annotation(keys), LOCAL_ANNOTATION: "true"}
+    if rewritten:
+        annotations[REWRITTEN_ANNOTATION] = rewritten
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET_NAME, "namespace": SECRET_NAMESPACE, "annotations": annotations},
+        "type": "Opaque",
+        "stringData": {k.name: k.secret for k in keys},
+    }
+
+
+def keys_of(doc, path):
+    """(keys in order, rewritten key name) of a decrypted document; errors name keys, never values."""
+    if not isinstance(doc, dict) or doc.get("kind") != "Secret":
+        raise UserError("not the Secret-shaped key document `make encryption_key` writes", file=path)
+    annotations = (doc.get("metadata") or {}).get("annotations") or {}
+    try:
+        order = parse_order(annotations.get(KEYS_ANNOTATION))
+    except ValueError:
+        raise UserError(f"annotation {KEYS_ANNOTATION} must list provider:name pairs, comma separated",
+                        file=path) from None
+    values = dict(doc.get("data") or {})
+    values = {k: _decode_data(v) for k, v in values.items()}
+    values.update(doc.get("stringData") or {})
+    problems, keys = [], []
+    for provider, name in order:
+        if provider not in PROVIDERS:
+            problems.append(f"key {name}: provider {provider!r} is not one of {', '.join(PROVIDERS)}")
+        secret = values.get(name)
+        if not isinstance(secret, str):
+            problems.append(f"key {name} is listed in {KEYS_ANNOTATION} but has no value")
+            continue
+        try:
+            raw = base64.b64decode(secret, validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) != KEY_BYTES:
+            problems.append(f"key {name}: the value is not {KEY_BYTES} bytes of base64")
+        keys.append(Key(provider, name, secret))
+    extra = sorted(set(values) - {name for _, name in order})
+    if extra:
+        problems.append(f"keys not listed in {KEYS_ANNOTATION}: {', '.join(extra)}")
+    if len({name for _, name in order}) != len(order):
+        problems.append("a key name is listed twice")
+    if problems:
+        raise UserError("; ".join(problems), file=path)
+    return keys, annotations.get(REWRITTEN_ANNOTATION) or None
+
+
+def _decode_data(value):
+    try:
+        return base64.b64decode(value or "", validate=True).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+# --- the configuration --------------------------------------------------------------------------
+
+def resources(value):
+    """The ENCRYPTION_RESOURCES items, checked (`resource`, `resource.group`, `*.group`, `*.*`)."""
+    items = list(dict.fromkeys((value or "").split()))
+    if not items:
+        raise UserError("ENCRYPTION_RESOURCES is empty; name at least `secrets`")
+    bad = [item for item in items if not _RESOURCE.match(item) or item == "*"]
+    if bad:
+        raise UserError(f"ENCRYPTION_RESOURCES: {', '.join(map(repr, bad))} is not a resource name "
+                        "(resource or resource.group, e.g. secrets, configmaps, widgets.example.com)")
+    return items
+
+
+def configuration(keys, resource_names):
+    """The EncryptionConfiguration: the keys' providers in key order, `identity: {}` last."""
+    providers = []
+    for key in keys:
+        group = next((p for p in providers if key.provider in p), None)
+        if group is None:
+            group = {key.provider: {"keys": []}}
+            providers.append(group)
+        group[key.provider]["keys"].append({"name": key.name, "secret": key.secret})
+    providers.append({"identity": {}})
+    return {"apiVersion": API_VERSION, "kind": "EncryptionConfiguration",
+            "resources": [{"resources": list(resource_names), "providers": providers}]}
+
+
+def config_text(keys, resource_names, path, note=None):
+    from . import emit
+
+    header = (f"# EncryptionConfiguration for kube-apiserver --encryption-provider-config={path}\n"
+              f"# written by `render.py encryption install`; keys from secrets/{KEY_FILE}\n"
+              "# the first key of the first provider encrypts, all keys decrypt, identity reads\n"
+              "# data written before encryption was enabled\n")
+    if note:
+        header += f"# {note}\n"
+    return header + emit.to_yaml([configuration(keys, resource_names)])
+
+
+def cluster_configuration(flags, volumes, kube_version=None):
+    """A kubeadm ClusterConfiguration document with apiServer extraArgs `flags` and extraVolumes.
+
+    Parameters:
+        flags: [(name, value)] of kube-apiserver flags (values as strings).
+        volumes: extraVolumes entries (name, hostPath, mountPath, readOnly, pathType).
+        kube_version: v1beta4 (extraArgs as name/value list) from 1.31 or when unknown,
+            v1beta3 (extraArgs as a map) before, as k8s.podsecurity decides.
+    """
+    from .podsecurity import KUBEADM_V1BETA4_MINOR, _minor
+
+    minor = _minor(kube_version)
+    if minor is None or minor >= KUBEADM_V1BETA4_MINOR:
+        api, args = "kubeadm.k8s.io/v1beta4", [{"name": n, "value": str(v)} for n, v in flags]
+    else:
+        api, args = "kubeadm.k8s.io/v1beta3", {n: str(v) for n, v in flags}
+    return {"apiVersion": api, "kind": "ClusterConfiguration",
+            "apiServer": {"extraArgs": args, "extraVolumes": list(volumes)}}
+
+
+def fragment(path, kube_version=None):
+    """The kubeadm fragment: --encryption-provider-config and its folder, mounted read-only."""
+    folder = posixpath.dirname(path) or "/"
+    volume = {"name": "encryption-config", "hostPath": folder, "mountPath": folder,
+              "readOnly": True, "pathType": "DirectoryOrCreate"}
+    return cluster_configuration([("encryption-provider-config", path)], [volume], kube_version)
+
+
+def config_path(variables):
+    path = (variables.get("ENCRYPTION_CONFIG_PATH") or DEFAULTS["ENCRYPTION_CONFIG_PATH"]).strip()
+    if not path.startswith("/") or path.endswith("/") or any(c.isspace() for c in path):
+        raise UserError(f"ENCRYPTION_CONFIG_PATH {path!r} must be an absolute file path without spaces")
+    return path
+
+
+# --- copying a root-only file to a node -----------------------------------------------------------
+
+def install_command(path, sudo, folders=()):
+    """The remote shell command that stores its standard input as `path`, root-owned, mode 0600.
+
+    umask 077 first, so nothing it creates is ever readable by others, not even for
+    a moment; the file is written beside its target and renamed over it. Missing
+    folders (the file's, and `folders`) are made with mode 0700; existing ones
+    are left as they are.
+    """
+    folder = posixpath.dirname(path) or "/"
+    temp = posixpath.join(folder, f".{posixpath.basename(path)}.new")
+    steps = ["umask 077"]
+    for directory in dict.fromkeys([folder, *folders]):
+        steps.append(shlex.join([*sudo, "mkdir", "-p", "-m", "0700", "--", directory]))
+    steps.append(shlex.join([*sudo, "install", "-T", "-m", "0600", "-o", "root", "-g", "root",
+                             "--", "/dev/stdin", temp]))
+    steps.append(shlex.join([*sudo, "mv", "-f", "-T", "--", temp, path]))
+    return " && ".join(steps)
+
+
+def copy_to_node(host, path, content, variables, folders=(), dry_run=False, scrub=None, timeout=120):
+    """Stream `content` (bytes) through ssh's standard input into `path` on `host`.
+
+    With `dry_run` the ssh command line is printed (the content is not: it only
+    ever travels through the pipe) and nothing connects. A failure is one
+    UserError line naming the host and ssh's exit status, as k8s.remote.run words it.
+    """
+    from . import remote
+
+    command = install_command(path, remote.sudo_words(variables), folders)
+    argv = remote.ssh_argv(host, command, variables)
+    if dry_run:
+        print(shlex.join(argv), flush=True)
+        return False
+    try:
+        result = subprocess.run(argv, input=content, capture_output=True, timeout=timeout)
+    except FileNotFoundError:
+        raise UserError(f"ssh {host}: no ssh client ({remote.SSH}) found: install openssh-client") from None
+    except subprocess.TimeoutExpired:
+        raise UserError(f"ssh {host}: no answer within {timeout:g}s") from None
+    if result.returncode != 0:
+        err = result.stderr.decode("utf-8", "replace")
+        lines = [line.strip() for line in err.splitlines() if line.strip()]
+        detail = f": {lines[-1]}" if lines else ""
+        what = "ssh" if result.returncode == 255 else "remote command"
+        message = f"ssh {host}: {what} failed (exit status {result.returncode}){detail}"
+        raise UserError(scrub(message) if scrub else message)
+    return True
+
+
+RESTART_HINT = ("restart kube-apiserver on every control-plane node so it reads the file: once the "
+                "kubeadm fragment is in its manifest, `sudo crictl stop $(sudo crictl ps -q --name "
+                "kube-apiserver)` (the kubelet starts it again)")
+
+
+# --- the key file -------------------------------------------------------------------------------
+
+class KeyFile:
+    """secrets/etcd-encryption.yml through a secrets.Workspace (its sops, scrubber, variables)."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.path = os.path.join(ws.directory, KEY_FILE)
+
+    def exists(self):
+        return os.path.isfile(self.path)
+
+    def require(self):
+        if not self.exists():
+            raise UserError(f"no {self.path}: create the key with `make encryption_key`")
+
+    def labels(self):
+        """[(provider, name)] from the clear annotation, without decrypting."""
+        from . import secrets, sops
+
+        self.require()
+        secrets.refuse_unencrypted([self.path])
+        with open(self.path, encoding="utf-8") as f:
+            docs = sops.load_encrypted(f.read())
+        doc = next((d for d in docs or () if isinstance(d, dict) and d.get("kind")), {})
+        annotations = (doc.get("metadata") or {}).get("annotations") or {}
+        try:
+            return parse_order(annotations.get(KEYS_ANNOTATION)), annotations.get(REWRITTEN_ANNOTATION)
+        except ValueError:
+            raise UserError(f"annotation {KEYS_ANNOTATION} must list provider:name pairs",
+                            file=self.path) from None
+
+    def load(self):
+        """(keys, rewritten) decrypted into memory; every value is added to the scrubber."""
+        import yaml
+
+        self.require()
+        text, _ = self.ws.decrypt(self.path)
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UserError("malformed YAML inside the encrypted file (run `render.py secrets edit "
+                            f"{SECRET_NAME}` to look at it)", file=self.path) from None
+        del text
+        self._scrub_values(doc)
+        keys, rewritten = keys_of(doc, self.path)
+        return keys, rewritten
+
+    def _scrub_values(self, doc):
+        for field_name in ("data", "stringData"):
+            values = doc.get(field_name) if isinstance(doc, dict) else None
+            for value in values.values() if isinstance(values, dict) else ():
+                self.ws.scrub.add(value)
+
+    def _ciphertext(self, keys, rewritten):
+        from . import emit
+
+        for key in keys:
+            self.ws.scrub.add(key.secret)
+        self.ws.require_config()
+        text = emit.to_yaml([document(keys, rewritten)])
+        try:
+            return self.ws.sops.encrypt(text.encode("utf-8"), self.path)
+        except UserError as err:
+            raise self.ws.scrub.error(err) from None
+
+    def create(self, keys):
+        from . import secrets
+
+        secrets._write_new(self.path, self._ciphertext(keys, None))
+
+    def save(self, keys, rewritten=None):
+        """Replace the file with a new encryption of `keys` (ciphertext only touches the disk)."""
+        ciphertext = self._ciphertext(keys, rewritten)
+        fd, temp = tempfile.mkstemp(dir=os.path.dirname(self.path) or ".", prefix=f".{KEY_FILE}.",
+                                    suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(ciphertext)
+            os.chmod(temp, 0o644)
+            os.replace(temp, self.path)
+        except BaseException:
+            if os.path.exists(temp):
+                os.remove(temp)
+            raise
+
+
+# --- rewriting every object (step 3) ---------------------------------------------------------------
+
+@dataclass
+class Target:
+    """One resource of ENCRYPTION_RESOURCES as the server serves it."""
+
+    name: str
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    base: str  # /api/v1 or /apis/GROUP/VERSION
+
+    def list_path(self):
+        return f"{self.base}/{self.plural}"
+
+    def object_path(self, namespace, name):
+        where = f"/namespaces/{namespace}" if self.namespaced else ""
+        return f"{self.base}{where}/{self.plural}/{name}"
+
+
+@dataclass
+class Rewrite:
+    """What the rewrite of one resource did."""
+
+    target: Target
+    found: int = 0
+    rewritten: int = 0
+    gone: int = 0
+    failed: list = field(default_factory=list)
+    namespaces: set = field(default_factory=set)
+
+    def line(self, dry_run=False):
+        spread = f" in {len(self.namespaces)} namespace{'s' if len(self.namespaces) != 1 else ''}" \
+            if self.target.namespaced else ""
+        if dry_run:
+            return f"{self.target.name}: {self.found} to rewrite{spread} (dry run: nothing written)"
+        parts = [f"{self.rewritten} rewritten{spread}"]
+        if self.gone:
+            parts.append(f"{self.gone} gone meanwhile")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return f"{self.target.name}: {', '.join(parts)}"
+
+
+def _get_json(cluster, path, **params):
+    response = cluster.call(lambda: cluster.dynamic.request("get", path, serialize=False, **params))
+    return json.loads(response.data)
+
+
+def locate(cluster, name):
+    """The Target serving `name` (`secrets`, `widgets.example.com`); wildcards are refused."""
+    from .cluster import ApiError
+
+    plural, _, group = name.partition(".")
+    if "*" in name:
+        raise UserError(f"ENCRYPTION_RESOURCES: the rewrite cannot expand {name!r}; name the "
+                        "resources it covers")
+    try:
+        return _locate(cluster, name, plural, group)
+    except ApiError as err:
+        if err.status == 404:
+            raise UserError(f"the cluster does not serve {name} (ENCRYPTION_RESOURCES)") from None
+        raise
+
+
+def _locate(cluster, name, plural, group):
+    if group:
+        info = _get_json(cluster, f"/apis/{group}")
+        version = ((info.get("preferredVersion") or {}).get("groupVersion")
+                   or next((v.get("groupVersion") for v in info.get("versions") or ()), None))
+        if not version:
+            raise UserError(f"the cluster serves no version of API group {group}")
+        base = f"/apis/{version}"
+    else:
+        version, base = "v1", "/api/v1"
+    listing = _get_json(cluster, base)
+    entry = next((r for r in listing.get("resources") or () if r.get("name") == plural), None)
+    if entry is None:
+        raise UserError(f"the cluster does not serve {name} (ENCRYPTION_RESOURCES)")
+    verbs = set(entry.get("verbs") or ())
+    if not {"list", "update"} <= verbs:
+        raise UserError(f"{name} cannot be listed and updated, so it cannot be rewritten")
+    return Target(name, version, entry.get("kind") or plural, plural, bool(entry.get("namespaced")), base)
+
+
+def list_objects(cluster, target, page=500):
+    """Every object of `target` across namespaces, sorted by namespace and name."""
+    items, token = [], None
+    while True:
+        params = {"limit": page}
+        if token:
+            params["_continue"] = token
+        listing = _get_json(cluster, target.list_path(), **params)
+        items.extend(listing.get("items") or [])
+        token = (listing.get("metadata") or {}).get("continue")
+        if not token:
+            break
+    return sorted(items, key=lambda o: ((o.get("metadata") or {}).get("namespace") or "",
+                                        (o.get("metadata") or {}).get("name") or ""))
+
+
+def rewrite_objects(cluster, target, dry_run=False, scrub=None):
+    """One PUT of each object, unchanged, so the apiserver stores it again with the first key."""
+    from .cluster import ApiError
+
+    done = Rewrite(target)
+    objects = list_objects(cluster, target)
+    done.found = len(objects)
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if meta.get("namespace"):
+            done.namespaces.add(meta["namespace"])
+    if dry_run:
+        return done
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        ref = f"{target.kind}/{name}" if not namespace else f"{target.kind} {namespace}/{name}"
+        path = target.object_path(namespace, name)
+        try:
+            result = _put(cluster, target, path, obj, ref)
+        except ApiError as err:
+            message = scrub(err.message) if scrub else err.message
+            done.failed.append(f"{ref}: {message}")
+            continue
+        if result == "gone":
+            done.gone += 1
+        else:
+            done.rewritten += 1
+    return done
+
+
+def _put(cluster, target, path, obj, ref):
+    from .cluster import ApiError
+
+    body = dict(obj, apiVersion=target.api_version, kind=target.kind)
+    for attempt in (1, 2):
+        try:
+            cluster.call(lambda: cluster.dynamic.request("put", path, body=body, serialize=False), obj=ref)
+            return "rewritten"
+        except ApiError as err:
+            if err.status == 404:
+                return "gone"
+            if err.status != 409 or attempt == 2:
+                raise
+        try:  # changed since the LIST: read it again and write that, once
+            current = _get_json(cluster, path)
+        except ApiError as err:
+            if err.status == 404:
+                return "gone"
+            raise
+        body = dict(current, apiVersion=target.api_version, kind=target.kind)
+    return "rewritten"  # not reached
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+def _workspace(args):
+    from .secrets import Workspace
+
+    return Workspace(args)
+
+
+def _variables(ws):
+    return dict(ws.variables)
+
+
+def out(text=""):
+    print(text, flush=True)
+
+
+def cmd_key(args):
+    ws = _workspace(args)
+    keyfile = KeyFile(ws)
+    v = _variables(ws)
+    provider = check_provider(v.get("ENCRYPTION_PROVIDER") or DEFAULTS["ENCRYPTION_PROVIDER"])
+    if keyfile.exists():
+        labels, _ = keyfile.labels()
+        out(f"reusing {keyfile.path} (none created): keys {', '.join(f'{p}:{n}' for p, n in labels)}")
+        if labels and labels[0][0] != provider:
+            out(f"its first key is {labels[0][0]}, ENCRYPTION_PROVIDER is {provider}: the next "
+                "`render.py encryption rotate add` makes a key for " + provider)
+        return 0
+    ws.require_config()
+    key = generate(provider)
+    ws.scrub.add(key.secret)
+    try:
+        keyfile.create([key])
+    except UserError as err:
+        raise ws.scrub.error(err) from None
+    del key
+    labels, _ = keyfile.labels()
+    out(f"created {keyfile.path}: key {labels[0][0]}:{labels[0][1]} ({KEY_BYTES} random bytes), "
+        "sops-encrypted")
+    out("commit it; next: `make encryption_config`, merge build/" + FRAGMENT_FILE + " into kubeadm's "
+        "ClusterConfiguration, `NODE=<control-plane node> make encryption_install` on each one, "
+        "restart kube-apiserver, then `render.py encryption rotate rewrite` encrypts what is stored")
+    return 0
+
+
+def cmd_config(args):
+    from . import cli, emit
+
+    ws = _workspace(args)
+    keyfile = KeyFile(ws)
+    v = _variables(ws)
+    path = config_path(v)
+    names = resources(v.get("ENCRYPTION_RESOURCES") or DEFAULTS["ENCRYPTION_RESOURCES"])
+    if args.show_key:
+        keys, _ = keyfile.load()
+        print("warning: the output holds the encryption key in clear; do not store it",
+              file=sys.stderr, flush=True)
+        sys.stdout.write(config_text(keys, names, path))
+        return 0
+    labels, _ = keyfile.labels()
+    keys = [Key(p, n, MASK) for p, n in labels]
+    version = cli.kube_version(args, v)
+    frag = emit.to_yaml([fragment(path, version)])
+    os.makedirs(args.out, exist_ok=True)
+    target = os.path.join(args.out, FRAGMENT_FILE)
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(frag)
+    sys.stdout.write(config_text(keys, names, path,
+                                 note="keys masked: `make encryption_install` copies the real file"))
+    sys.stdout.write(f"# kubeadm ClusterConfiguration fragment for Kubernetes {version}, "
+                     f"written to {target}\n" + frag)
+    return 0
+
+
+def _install(ws, keyfile, nodes, dry_run):
+    v = _variables(ws)
+    path = config_path(v)
+    names = resources(v.get("ENCRYPTION_RESOURCES") or DEFAULTS["ENCRYPTION_RESOURCES"])
+    if dry_run:
+        labels, _ = keyfile.labels()
+        for node in nodes:
+            copy_to_node(node, path, b"", v, dry_run=True)
+        print(f"(dry run: the EncryptionConfiguration with keys {', '.join(f'{p}:{n}' for p, n in labels)} "
+              "would go through ssh's standard input; nothing was copied)", file=sys.stderr, flush=True)
+        return
+    keys, _ = keyfile.load()
+    content = config_text(keys, names, path).encode("utf-8")
+    try:
+        for node in nodes:
+            copy_to_node(node, path, content, v, scrub=ws.scrub)
+            out(f"{node}: {path} (root, mode 0600): keys {_describe(keys)}; "
+                f"{keys[0].label} encrypts {', '.join(names)}")
+    except UserError as err:
+        raise ws.scrub.error(err) from None
+    finally:
+        del content
+
+
+def _nodes(args, target):
+    if not args.nodes:
+        raise UsageError(f"name the control-plane node: NODE=kube1.example.com make {target} "
+                         "(render.py takes several)")
+    return args.nodes
+
+
+def cmd_install(args):
+    _nodes(args, "encryption_install")
+    ws = _workspace(args)
+    keyfile = KeyFile(ws)
+    _install(ws, keyfile, args.nodes, args.dry_run)
+    if not args.dry_run:
+        out(RESTART_HINT)
+    return 0
+
+
+def cmd_rotate(args):
+    ws = _workspace(args)
+    keyfile = KeyFile(ws)
+    if args.step == "rewrite":
+        return _rotate_rewrite(args, ws, keyfile)
+    keys, rewritten = keyfile.load()
+    v = _variables(ws)
+    if args.step == "add":
+        changed = add(keys, v.get("ENCRYPTION_PROVIDER") or DEFAULTS["ENCRYPTION_PROVIDER"])
+        new = changed[1]
+        ws.scrub.add(new.secret)
+        what = (f"add key {new.label} second, after {keys[0].label}: every apiserver can decrypt with "
+                "it, none encrypts with it yet")
+        after = "next step: `render.py encryption rotate promote`"
+    elif args.step == "promote":
+        changed = promote(keys)
+        if changed is None:
+            out(f"nothing to promote ({_describe(keys)}): `add` a key first" if len(keys) == 1 else
+                f"nothing to promote: {keys[0].label} is already first; next: `rewrite`")
+            return 0
+        what = f"make {changed[0].label} the first key: it encrypts from now on"
+        after = "next step: `render.py encryption rotate rewrite`"
+    else:
+        changed = drop(keys)
+        if changed is None:
+            out(f"nothing to drop: {keys[0].label} is the only key")
+            return 0
+        if rewritten != keys[0].name and not args.force:
+            raise UserError(f"`render.py encryption rotate rewrite` has not completed with "
+                            f"{keys[0].label} first: objects still encrypted with "
+                            f"{', '.join(k.label for k in keys[1:])} would become unreadable "
+                            "(--force drops anyway)")
+        what = f"drop {', '.join(k.label for k in keys[1:])}; keep {keys[0].label}"
+        after = ("etcd backups taken before the rewrite need the dropped key: it stays in the git "
+                 f"history of {keyfile.path}")
+    if args.step == "drop":
+        out("first back up etcd with the new key in use (kubernetes.io: remove the old key only after "
+            "that backup and the rewrite)")
+    if args.dry_run:
+        out(f"would {what}")
+        out(f"then install on every control-plane node ({_node_hint(args.node)}) and restart "
+            "every kube-apiserver")
+        out(after)
+        out(f"(dry run: {keyfile.path} not changed, nothing installed)")
+        return 0
+    keyfile.save(changed, rewritten)
+    out(f"{keyfile.path}: {what}; keys now {_describe(changed)}")
+    if args.node:
+        try:
+            _install(ws, keyfile, args.node, dry_run=False)
+        except UserError:
+            print(f"error: {keyfile.path} was changed, but not installed everywhere: run "
+                  "`render.py encryption install NODE…` for every control-plane node", file=sys.stderr)
+            raise
+        out(RESTART_HINT)
+    else:
+        out(f"next: install it on every control-plane node ({_node_hint(None)}) and restart every "
+            "kube-apiserver")
+    out(after)
+    return 0
+
+
+def _node_hint(nodes):
+    if nodes:
+        return ", ".join(nodes)
+    return "NODE=<node> make encryption_install"
+
+
+def _rotate_rewrite(args, ws, keyfile):
+    from .cluster import Cluster
+
+    v = _variables(ws)
+    names = resources(v.get("ENCRYPTION_RESOURCES") or DEFAULTS["ENCRYPTION_RESOURCES"])
+    labels, _ = keyfile.labels()
+    first = labels[0] if labels else None
+    if len(labels) > 1 and first[1] != max((n for _, n in labels), key=_sort_key):
+        raise UserError(f"the newest key is not first ({', '.join(f'{p}:{n}' for p, n in labels)}): "
+                        "rewriting now would encrypt again with the old key; run `promote` first")
+    context = args.context or v.get("ADMIN_CTX") or None
+    with Cluster(args.kubeconfig, context) as cluster:
+        targets = [locate(cluster, name) for name in names]
+        results = []
+        for target in targets:
+            result = rewrite_objects(cluster, target, dry_run=args.dry_run, scrub=ws.scrub)
+            results.append(result)
+            for line in result.failed:
+                print(f"error: {line}", file=sys.stderr, flush=True)
+            out(result.line(args.dry_run))
+    if args.dry_run:
+        out(f"(dry run: a PUT of each unchanged object would store it again with {first[0]}:{first[1]}, "
+            "once every kube-apiserver runs with it first)")
+        return 0
+    failed = sum(len(r.failed) for r in results)
+    if failed:
+        out(f"{failed} object{'s' if failed != 1 else ''} not rewritten: run the rewrite again "
+            "before `drop`")
+        return 1
+    keys, _ = keyfile.load()
+    keyfile.save(keys, rewritten=keys[0].name)
+    total = sum(r.rewritten for r in results)
+    out(f"{total} object{'s' if total != 1 else ''} stored again with {keys[0].label}; "
+        + ("next: `render.py encryption rotate drop`" if len(keys) > 1 else "all encrypted"))
+    return 0
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+def register(commands, common=None):
+    """Add `encryption …` and `encryption-config` to render.py's sub-parsers action `commands`.
+
+    Parameters:
+        commands: what `parser.add_subparsers()` returned.
+        common: cli._cluster_options (adds --context, --kubeconfig, … ; called with
+            applying=False) for the rewrite. None: a minimal set of our own.
+    """
+    if set(COMMANDS) & set(getattr(commands, "choices", {}) or {}):
+        return commands.choices.get("encryption")
+
+    def secrets_dir(p):
+        p.add_argument("--dir", dest="secrets_dir", default="secrets", metavar="DIR",
+                       help="folder of the sops-encrypted files and .sops.yaml (default: %(default)s)")
+
+    p = commands.add_parser("encryption-config", help="write the kubeadm fragment for encryption at rest "
+                                                      "into build/ and show the config, keys masked")
+    p.add_argument("--out", metavar="DIR", default="build")
+    p.add_argument("--show-key", action="store_true",
+                   help="print the real EncryptionConfiguration, keys in clear, and nothing else")
+    secrets_dir(p)
+    p.set_defaults(run=cmd_config)
+
+    parser = commands.add_parser("encryption", help="etcd encryption at rest: key, install, rotate")
+    sub = parser.add_subparsers(dest="encryption_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    p = sub.add_parser("key", help=f"create (or reuse) secrets/{KEY_FILE}, sops-encrypted")
+    secrets_dir(p)
+    p.set_defaults(run=cmd_key)
+
+    p = sub.add_parser("install", help="copy the EncryptionConfiguration to control-plane nodes over ssh")
+    p.add_argument("nodes", nargs="*", metavar="NODE")
+    p.add_argument("--dry-run", action="store_true", help="print the ssh command, copy nothing")
+    secrets_dir(p)
+    p.set_defaults(run=cmd_install)
+
+    p = sub.add_parser("rotate", help="one step of the key rotation: add, promote, rewrite, drop")
+    p.add_argument("step", choices=STEPS)
+    p.add_argument("--dry-run", action="store_true", help="say what the step would do, change nothing")
+    p.add_argument("--node", action="append", metavar="NODE",
+                   help="after add, promote or drop: install the new config on this node (repeatable)")
+    p.add_argument("--force", action="store_true", help="drop even though no rewrite was recorded")
+    secrets_dir(p)
+    if common is not None:
+        common(p, applying=False)
+    else:
+        p.add_argument("--context", help="kubeconfig context (default: $ADMIN_CTX)")
+        p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    p.set_defaults(run=cmd_rotate)
+    return parser
+
+
+def main(argv=None):
+    """render.py's main() with these commands registered (`python -m k8s.encryption …`)."""
+    import argparse
+
+    from . import cli
+
+    original = cli.build_parser
+
+    def build_parser():
+        parser = original()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        register(commands, cli._cluster_options)
+        return parser
+
+    cli.build_parser = build_parser
+    try:
+        return cli.main(argv)
+    finally:
+        cli.build_parser = original
+
+
+if __name__ == "__main__":
+    sys.exit(main())
