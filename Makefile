@@ -27,7 +27,7 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 .PHONY: help test render validate vars components bench clean install diff check kubeconfig \
 	untaint_master admission_config sops_gen_gpg sops_gen_age secrets \
 	persistent persistent_dirs node_labels encryption_key encryption_config \
-	encryption_install encryption_rotate audit_policy audit_install $(COMPONENTS)
+	encryption_install encryption_rotate audit_policy audit_install vendor $(COMPONENTS)
 
 help: ## list every target with its description
 	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/; s/%/NAME/' | expand -t 24
@@ -45,6 +45,9 @@ render: .venv/.installed ## render + validate every component into build/ (no cl
 
 validate: .venv/.installed ## render + validate every component, print a summary only
 	$(RENDER) validate
+
+vendor: .venv/.installed ## download the upstream manifests components import into vendor/ (UPDATE=1: all again)
+	$(RENDER) vendor $(if $(UPDATE),--update)
 
 install: .venv/.installed ## apply every install component in dependency order, waiting for rollouts
 	$(RENDER) install

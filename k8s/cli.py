@@ -90,9 +90,9 @@ def build_parser():
     p.set_defaults(run=cmd_components)
 
     # Each of these imports only the standard library at first: --help stays fast.
-    from . import audit, encryption, netpol, nodes, secrets, volumes
+    from . import audit, encryption, netpol, nodes, secrets, vendor, volumes
 
-    for module in (secrets, volumes, nodes, netpol, encryption, audit):
+    for module in (secrets, volumes, nodes, netpol, encryption, audit, vendor):
         module.register(commands, _cluster_options)
     return parser
 
@@ -185,7 +185,7 @@ def render_and_validate(args, check=True, variable_values=None, version=None, on
     The version is the server's when a cluster is at hand, else --kube-version or
     $KUBE_VERSION.
     """
-    from . import render, validate
+    from . import render, validate, vendor
     from .errors import raise_all
 
     if variable_values is None:
@@ -195,7 +195,12 @@ def render_and_validate(args, check=True, variable_values=None, version=None, on
     selected, skipped = select_components(args, variable_values, version)
     if only_install:
         selected = [c for c in selected if c.install]
-    objects = render.render_components(selected, variable_values)
+    vendor_root = vendor.vendor_dir(args.manifests)
+    if not getattr(args, "components", None):  # all of them: leave out those never vendored
+        unvendored = [c for c in selected if vendor.not_vendored(c, vendor_root)]
+        selected = [c for c in selected if c not in unvendored]
+        skipped = skipped + unvendored
+    objects = render.render_components(selected, variable_values, vendor_root=vendor_root)
     report = None
     if check:
         report = validate.validate([(o.data, o.source) for o in objects], version)
@@ -210,6 +215,9 @@ def summary(selected, skipped, objects, report, version, written=None):
         target = f" -> {written[c.name]}" if written and c.name in written else ""
         lines.append(f"  {c.name}: {count} object{'s' if count != 1 else ''}{target}")
     for c in skipped:
+        if c.supports(version):  # left out by render_and_validate: imports never vendored
+            lines.append(f"  {c.name}: not vendored yet (make vendor)")
+            continue
         bounds = " and ".join(b for b in (c.min_version and f">= {c.min_version}",
                                           c.max_version and f"<= {c.max_version}") if b)
         lines.append(f"  {c.name}: skipped (needs Kubernetes {bounds})")
@@ -313,6 +321,10 @@ def _connected_run(args, work, only_install=False):
         version = args.kube_version or clusters(first).version()
         selected, skipped, objects, report, version = render_and_validate(
             args, variable_values=variable_values, version=version, only_install=only_install)
+        if only_install:  # install, and diff of everything: say what was left out
+            for c in skipped:
+                if c.supports(version):  # imports never vendored
+                    print(f"{c.name}: not vendored yet (make vendor)", file=sys.stderr)
         return work(clusters, selected, objects)
     finally:
         clusters.close()

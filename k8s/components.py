@@ -11,6 +11,7 @@ A component's manifests are its `*.yaml` files (envsubst-style variables) and
     maxVersion: "1.24"              # skipped on newer Kubernetes
     install: true                   # part of `make install`
     requiresSecret: data-sync-ssh   # `make install` skips it until this Secret exists
+    imports: [https://.../install.yaml]  # upstream manifests, vendored by `make vendor` (k8s/vendor.py)
 
 Values may use variables (`namespace: $K8S_NAMESPACE`).
 """
@@ -35,6 +36,7 @@ SETTINGS = {
     "install": (bool, True),
     "requiresSecret": (str, None),
     "description": (str, ""),
+    "imports": (list, []),
 }
 
 
@@ -53,6 +55,7 @@ class Component:
     install: bool = True
     requires_secret: str | None = None
     description: str = ""
+    imports: list = field(default_factory=list)
 
     def supports(self, kube_version):
         """True when this component applies to Kubernetes `kube_version` ("1.31")."""

@@ -138,18 +138,25 @@ def _template_line(err):
     return line
 
 
-def render_components(components, variables):
+def render_components(components, variables, vendor_root="vendor"):
     """Every object of `components`, in component, file and document order.
 
     Parameters:
         components: Component objects, already in the order wanted.
         variables: name -> value.
+        vendor_root: the folder `make vendor` writes; a component's imports
+            come first, as they are (never substituted), then its own files.
 
     All problems of all files are collected and raised together, so one run
     shows every undefined variable and every bad document.
     """
     objects, errors = [], []
     for component in components:
+        if component.imports:
+            try:
+                objects.extend(_imported(component, vendor_root))
+            except UserError as err:
+                errors.extend(getattr(err, "errors", [err]))
         for path in component.files:
             try:
                 docs, text = render_file(path, variables)
@@ -157,6 +164,7 @@ def render_components(components, variables):
             except UserError as err:
                 errors.extend(getattr(err, "errors", [err]))
     raise_all(errors)
+    _mirror_images(objects, variables.get("IMAGE_MIRROR", ""))
     crds = [o.data for o in objects if o.kind == "CustomResourceDefinition"]
     by_name = {c.name: c for c in components}
     for obj in objects:
@@ -164,6 +172,26 @@ def render_components(components, variables):
         _default_namespace(obj, obj.default_namespace, crds)
     _check_duplicates(objects)
     return objects
+
+
+def _imported(component, vendor_root):
+    """Objects of a component's vendored upstream files, checked against vendor/lock.yaml."""
+    from . import vendor
+
+    objects = []
+    for path, text in vendor.documents(component, vendor_root):
+        objects.extend(_objects(kubeyaml.load_all(text, path), text, path, component.name))
+    return objects
+
+
+def _mirror_images(objects, mirror):
+    """IMAGE_MIRROR: workload images come from that registry (the rule is in k8s/images.py)."""
+    if mirror:
+        from . import images
+
+        mirror = images.check_mirror(mirror)
+        for obj in objects:
+            images.rewrite(obj.data, mirror)
 
 
 def _objects(docs, text, path, component):
