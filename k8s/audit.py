@@ -347,27 +347,3 @@ def register(commands, common=None):
     p.set_defaults(run=cmd_install)
     return parser
 
-
-def main(argv=None):
-    """render.py's main() with these commands registered (`python -m k8s.audit …`)."""
-    import argparse
-
-    from . import cli
-
-    original = cli.build_parser
-
-    def build_parser():
-        parser = original()
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        register(commands, cli._cluster_options)
-        return parser
-
-    cli.build_parser = build_parser
-    try:
-        return cli.main(argv)
-    finally:
-        cli.build_parser = original
-
-
-if __name__ == "__main__":
-    sys.exit(main())

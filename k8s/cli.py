@@ -90,9 +90,9 @@ def build_parser():
     p.set_defaults(run=cmd_components)
 
     # Each of these imports only the standard library at first: --help stays fast.
-    from . import audit, encryption, netpol, nodes, secrets, vendor, volumes
+    from . import audit, encryption, netpol, nodes, secrets_cli, vendor, volumes
 
-    for module in (secrets, volumes, nodes, netpol, encryption, audit, vendor):
+    for module in (secrets_cli, volumes, nodes, netpol, encryption, audit, vendor):
         module.register(commands, _cluster_options)
     return parser
 

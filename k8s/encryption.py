@@ -447,9 +447,9 @@ class KeyFile:
             raise self.ws.scrub.error(err) from None
 
     def create(self, keys):
-        from . import secrets
+        from . import secrets_cli
 
-        secrets._write_new(self.path, self._ciphertext(keys, None))
+        secrets_cli._write_new(self.path, self._ciphertext(keys, None))
 
     def save(self, keys, rewritten=None):
         """Replace the file with a new encryption of `keys` (ciphertext only touches the disk)."""
@@ -897,27 +897,3 @@ def register(commands, common=None):
     p.set_defaults(run=cmd_rotate)
     return parser
 
-
-def main(argv=None):
-    """render.py's main() with these commands registered (`python -m k8s.encryption …`)."""
-    import argparse
-
-    from . import cli
-
-    original = cli.build_parser
-
-    def build_parser():
-        parser = original()
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        register(commands, cli._cluster_options)
-        return parser
-
-    cli.build_parser = build_parser
-    try:
-        return cli.main(argv)
-    finally:
-        cli.build_parser = original
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """The API audit policy: rule order (first match wins), no body of a credential ever logged,
 the kubeadm fragment from the variables, and `audit install` against a real sshd.
 
-Commands run in-process through `k8s.audit.main` (render.py's main with the audit commands
+Commands run in-process through `k8s.cli.main` (render.py's main, with the audit commands
 registered) in a scratch project; output captured at the file-descriptor level.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from k8s import audit
+from k8s import cli, audit
 
 from .sshd import sshd, sshd_factory  # noqa: F401
 
@@ -53,7 +53,7 @@ def run(tmp_path, capfd, monkeypatch):
 
     def run(*argv):
         try:
-            code = audit.main(list(argv))
+            code = cli.main(list(argv))
         except SystemExit as exit_:
             code = exit_.code
         out, err = capfd.readouterr()

@@ -1,7 +1,7 @@
 """etcd encryption at rest: real gpg and sops, a real sshd as the control-plane node, the API
 server stand-in for the rewrite.
 
-Commands run in-process through `k8s.encryption.main` (render.py's main with the encryption
+Commands run in-process through `k8s.cli.main` (render.py's main, with the encryption
 commands registered), in a scratch repository, output captured at the file-descriptor level.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from k8s import encryption, secrets
+from k8s import cli, encryption, secrets
 from k8s.errors import UserError
 from k8s.sops import Sops
 
@@ -52,7 +52,7 @@ class Repo:
         self.root, self.capfd, self.monkeypatch = str(root), capfd, monkeypatch
         self.outputs = []
 
-    def run(self, *argv, main=encryption.main):
+    def run(self, *argv, main=cli.main):
         try:
             code = main(list(argv))
         except SystemExit as exit_:
@@ -93,7 +93,7 @@ def repo(tmp_path, capfd, monkeypatch, gnupghome):
     (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(root)
     repo = Repo(root, capfd, monkeypatch)
-    assert repo.run("secrets", "sops-config", main=secrets.main).code == 0
+    assert repo.run("secrets", "sops-config", main=cli.main).code == 0
     return repo
 
 
@@ -485,8 +485,8 @@ def test_the_key_appears_nowhere_but_in_the_encrypted_file_and_on_the_node(repo,
     repo.ok("encryption", "rotate", "drop", "--node", NODE)
     assert repo.run("encryption", "rotate", "add", "--node", "bad host").code == 1  # a failing install
     collect()
-    repo.ok("secrets", "list", "--no-cluster", main=secrets.main)
-    repo.ok("secrets", "check", main=secrets.main)
+    repo.ok("secrets", "list", "--no-cluster", main=cli.main)
+    repo.ok("secrets", "check", main=cli.main)
     assert len(seen) == 3
     installed = node_path.read_text()
     assert list(seen.values())[1] in installed  # the flow really ran: the promoted key, alone
@@ -517,7 +517,7 @@ def test_the_key_appears_nowhere_but_in_the_encrypted_file_and_on_the_node(repo,
 
 def test_secrets_apply_never_sends_the_encryption_key_to_the_cluster(repo, cluster):
     repo.ok("encryption", "key")
-    repo.run("secrets", "apply", main=secrets.main)
+    repo.run("secrets", "apply", main=cli.main)
     assert cluster.get("Secret", "etcd-encryption", "kube-system") is None
 
 

@@ -1,6 +1,6 @@
 """Secrets: real gpg, the real sops binary, the API server stand-in.
 
-Commands run in-process through `k8s.secrets.main` (render.py's main with the
+Commands run in-process through `k8s.cli.main` (render.py's main, with the
 secrets commands registered), in a scratch repository, with their stdout and
 stderr captured at the file-descriptor level (sops' and gpg's too).
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from k8s import keys, secrets
+from k8s import cli, keys, secrets, secrets_cli
 from k8s.errors import UserError
 from k8s.sops import Sops
 
@@ -56,7 +56,7 @@ class Repo:
 
     def run(self, *argv):
         try:
-            code = secrets.main(["secrets", *argv])
+            code = cli.main(["secrets", *argv])
         except SystemExit as exit_:  # argparse
             code = exit_.code
         out, err = self.capfd.readouterr()
@@ -281,9 +281,8 @@ def test_create_opens_the_editor_when_there_is_a_terminal(keyed):
     repo = keyed
     repo.editor(replace=[["replace-me", "typed-in"]])
     primary, secondary = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "k8s.secrets", "secrets", "create", "tty"],
-                               stdin=secondary, stdout=secondary, stderr=secondary, cwd=repo.root,
-                               env={**os.environ, "PYTHONPATH": ROOT})
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "render.py"), "secrets", "create", "tty"],
+                               stdin=secondary, stdout=secondary, stderr=secondary, cwd=repo.root)
     os.close(secondary)
     screen = b""
     while True:
@@ -612,24 +611,24 @@ def test_register_adds_the_subcommands_to_any_parser():
 
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command")
-    secrets.register(commands)
+    secrets_cli.register(commands)
     args = parser.parse_args(["secrets", "apply", "db", "--context", "c", "--force-conflicts"])
-    assert (args.run, args.names, args.context, args.force_conflicts) == (secrets.cmd_apply, ["db"], "c", True)
+    assert (args.run, args.names, args.context, args.force_conflicts) == (secrets_cli.cmd_apply, ["db"], "c", True)
     args = parser.parse_args(["secrets", "create", "db", "--from-literal", "a=b", "--from-file", "f"])
-    assert (args.run, args.from_literal, args.from_file, args.edit) == (secrets.cmd_create, ["a=b"], ["f"], None)
-    assert secrets.register(commands) is commands.choices["secrets"]  # registering twice is harmless
+    assert (args.run, args.from_literal, args.from_file, args.edit) == (secrets_cli.cmd_create, ["a=b"], ["f"], None)
+    assert secrets_cli.register(commands) is commands.choices["secrets"]  # registering twice is harmless
 
     full = cli.build_parser()
     commands = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
-    secrets.register(commands, cli._cluster_options)
+    secrets_cli.register(commands, cli._cluster_options)
     args = full.parse_args(["secrets", "list", "--kubeconfig", "k", "-o", "json"])
-    assert (args.run, args.kubeconfig, args.output) == (secrets.cmd_list, "k", "json")
+    assert (args.run, args.kubeconfig, args.output) == (secrets_cli.cmd_list, "k", "json")
     for sub in ("gen-gpg", "gen-age", "sops-config", "create", "edit", "apply", "list", "rotate", "check"):
         assert sub in commands.choices["secrets"].format_help()
 
 
 def test_modules_import_only_the_standard_library():
-    code = ("import sys; before = set(sys.modules); import k8s.secrets, k8s.sops, k8s.keys; "
+    code = ("import sys; before = set(sys.modules); import k8s.secrets, k8s.secrets_cli, k8s.sops, k8s.keys; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()

@@ -1,8 +1,7 @@
 """Node-local volumes: PV rendering, `persistent` against the API server stand-in, and
 `persistent-dirs` against a real sshd.
 
-render.py runs in a subprocess as a user runs it (LAUNCH registers the volumes and
-node-label commands whether or not cli.py does it already).
+render.py runs in a subprocess as a user runs it.
 """
 
 import argparse
@@ -26,23 +25,6 @@ from k8s.errors import UserError
 from .apiserver import ApiServer
 from .conftest import ROOT, examples
 from .sshd import sshd, sshd_factory, unprivileged_user  # noqa: F401
-
-LAUNCH = """
-import argparse, sys
-sys.path.insert(0, sys.argv.pop(1))
-import k8s.cli as cli
-from k8s import nodes, volumes
-build = cli.build_parser
-def build_parser():
-    parser = build()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for module in (volumes, nodes):
-        if not set(module.COMMANDS) & set(commands.choices):
-            module.register(commands, cli._cluster_options)
-    return parser
-cli.build_parser = build_parser
-sys.exit(cli.main(sys.argv[1:]))
-"""
 
 VARS = """\
 export DOMAIN ?= example.com
@@ -93,7 +75,8 @@ def cli(project, *args, env=None, prefix=(), cwd=None):
                 if k not in SCRUBBED and not k.startswith(("K8S_", "POOL_"))}
     full_env.update(getattr(project, "env", None) or {})
     full_env.update(env or {})
-    return subprocess.run([*prefix, sys.executable, "-c", LAUNCH, ROOT, *args], cwd=cwd or project.root,
+    return subprocess.run([*prefix, sys.executable, os.path.join(ROOT, "render.py"), *args],
+                          cwd=cwd or project.root,
                           env=full_env, capture_output=True, text=True)
 
 

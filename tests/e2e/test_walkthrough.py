@@ -1,5 +1,9 @@
 """The README, followed step by step from a fresh clone, as a new user would.
 
+(`make vendor` is left out: it downloads from the upstream release pages,
+which this machine cannot reach; tests/test_vendor.py runs it against a local
+HTTP server.)
+
 Every step is the make target a user types, run in a `git clone` of this
 repository in a temporary folder (so only committed files count) against the
 API server stand-in. The clone builds its own .venv on the first step, as the
@@ -65,6 +69,16 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
     ok(make(clone, env, "secrets/db.yml", SECRET_ARGS=f"--from-file password={tmp_path / 'pw'}"))
     assert "walkthrough-marker-6d2f" not in (clone / "secrets" / "db.yml").read_text()
 
+    # Hardening for the control plane: files for kubeadm, the etcd key kept encrypted.
+    out = ok(make(clone, env, "encryption_key"))
+    assert "sops:" in (clone / "secrets" / "etcd-encryption.yml").read_text()
+    out = ok(make(clone, env, "encryption_config"))
+    assert (clone / "build" / "kubeadm-encryption.yaml").exists()
+    ok(make(clone, env, "audit_policy"))
+    assert "audit.k8s.io/v1" in (clone / "build" / "audit-policy.yaml").read_text()
+    ok(make(clone, env, "admission_config"))
+    assert (clone / "build" / "admission-config.yaml").exists()
+
     with ApiServer(version="1.33.1", nodes=0) as server:
         for node in NODES:
             server.seed({"apiVersion": "v1", "kind": "Node",
@@ -74,9 +88,11 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
 
         out = ok(make(clone, env, "install", **cluster))
         assert out.splitlines()[-1].endswith(" created")
+        out = ok(make(clone, env, "check", **cluster))
         out = ok(make(clone, env, "secrets", **cluster))
         assert "secret/db created" in out
         assert server.get("Secret", "db", "worker") is not None
+        assert server.get("Secret", "etcd-encryption", "kube-system") is None  # stays local
         out = ok(make(clone, env, "persistent", **cluster))
         pvs = server.objects(kind="PersistentVolume")
         assert len(pvs) == 3 * (30 + 10 + 3)
