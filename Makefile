@@ -25,7 +25,7 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
 .PHONY: help test render validate vars components bench clean install diff check kubeconfig \
-	untaint_master admission_config sops_gen_gpg sops_gen_age secrets \
+	untaint_master admission_config sops_gen_gpg sops_gen_age secrets data_sync_keys \
 	persistent persistent_dirs node_labels encryption_key encryption_config \
 	encryption_install encryption_rotate audit_policy audit_install vendor $(COMPONENTS)
 
@@ -72,6 +72,9 @@ secrets/.sops.yaml: | .venv/.installed ## write the sops rules: secrets/*.yml en
 
 secrets/%.yml: | .venv/.installed ## create secrets/NAME.yml encrypted, then edit it in $EDITOR (SECRET_ARGS="--from-file KEY=PATH" without a terminal)
 	$(RENDER) secrets create $* $(SECRET_ARGS)
+
+data_sync_keys: .venv/.installed ## new ssh keypairs for data-sync, encrypted in secrets/$DATA_SYNC_SECRET.yml
+	$(RENDER) secrets ssh-keys $(DATA_SYNC_SECRET) --namespace data-sync
 
 secrets: .venv/.installed ## apply every secrets/*.yml to the cluster (created or updated)
 	$(RENDER) secrets apply

@@ -221,6 +221,47 @@ def cmd_create(args):
     return 0
 
 
+def cmd_ssh_keys(args):
+    """New ed25519 keypairs (sshkey1/pubkey1, …) straight into an encrypted secret file.
+
+    data-sync's replicas reach each other with these. ssh-keygen only writes
+    keys to files: it gets a private 0700 folder (on /dev/shm when there is
+    one), removed as soon as the keys are read, as for `sops edit`.
+    """
+    values = []
+    for n in range(1, args.pairs + 1):
+        private, public = _ssh_keypair(f"{args.name}-{n}")
+        values += [f"sshkey{n}={private}", f"pubkey{n}={public}"]
+    args.from_literal, args.from_file, args.edit, args.type = values, [], False, "Opaque"
+    return cmd_create(args)
+
+
+def _ssh_keypair(comment):
+    import shutil
+    import subprocess
+    import tempfile
+
+    from .errors import UserError
+
+    folder = tempfile.mkdtemp(prefix="k8s-toolkit-ssh-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    try:
+        path = os.path.join(folder, "key")
+        try:
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
+                           check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise UserError("ssh-keygen not found: install openssh-client") from None
+        except subprocess.CalledProcessError as err:
+            raise UserError(f"ssh-keygen failed (exit status {err.returncode})") from None
+        with open(path, encoding="ascii") as f:
+            private = f.read()
+        with open(path + ".pub", encoding="ascii") as f:
+            public = f.read().strip()
+        return private, public
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _remove_if_template(ws, path, had_values):
     if not had_values and os.path.exists(path):
         os.remove(path)
@@ -521,6 +562,13 @@ def register(commands, common=None):
                    help="open $EDITOR even with values given or without a terminal")
     p.add_argument("--no-edit", dest="edit", action="store_false")
     p.set_defaults(run=cmd_create)
+
+    p = sub.add_parser("ssh-keys", help="create secrets/NAME.yml holding new ed25519 ssh keypairs "
+                                        "(sshkey1/pubkey1, ...), encrypted")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--pairs", type=int, default=2, help="how many keypairs (default: %(default)s)")
+    p.add_argument("--namespace", help="default: $K8S_NAMESPACE, substituted when applied")
+    p.set_defaults(run=cmd_ssh_keys)
 
     p = sub.add_parser("edit", help="edit secrets/NAME.yml in $EDITOR (sops edit)")
     p.add_argument("name", metavar="NAME")

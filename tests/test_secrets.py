@@ -245,6 +245,24 @@ def test_create_encrypts_from_a_pipe_and_round_trips(keyed, tmp_path):
     assert repo.read("secrets/db.yml") == before
 
 
+def test_ssh_keys_go_straight_into_an_encrypted_file(keyed):
+    repo = keyed
+    shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    result = repo.run("ssh-keys", "data-sync-ssh", "--namespace", "data-sync")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == ("created secrets/data-sync-ssh.yml: Secret data-sync/data-sync-ssh, "
+                                          "keys: pubkey1, pubkey2, sshkey1, sshkey2")
+    stored = repo.read("secrets/data-sync-ssh.yml")
+    assert "PRIVATE KEY" not in stored and "ssh-ed25519" not in stored
+    data = secrets.decode(repo.decrypt("data-sync-ssh"), "secrets/data-sync-ssh.yml", {"K8S_NAMESPACE": "x"},
+                          secrets.Scrubber())[0].data["stringData"]
+    assert data["sshkey1"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    assert data["pubkey1"].startswith("ssh-ed25519 ") and data["pubkey2"] != data["pubkey1"]
+    assert "PRIVATE KEY" not in result.out + result.err
+    if shm:  # ssh-keygen's folder is gone
+        assert not [n for n in set(os.listdir("/dev/shm")) - shm if n.startswith("k8s-toolkit-ssh-")]
+
+
 def test_create_needs_values_or_a_terminal_and_an_untouched_template_is_removed(keyed):
     repo = keyed
     result = repo.run("create", "api")
