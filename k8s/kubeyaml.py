@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -460,15 +461,31 @@ def load_all(text: str, filename: str) -> list[Document]:
     _check(text, filename)
     if _JSON_START.match(text):
         return [Document(i, line, v) for i, (_, _, line, v) in enumerate(_json_spans(text, filename))]
-    fast, docs = is_fast(text), []
-    for index, (start, end, line0, line) in enumerate(_spans(text, filename)):
+    fast, spans, docs = is_fast(text), _spans(text, filename), []
+    whole = _whole(text, len(spans)) if fast else None
+    for index, (start, end, line0, line) in enumerate(spans):
         chunk = _chunk(text, start, end)
-        try:
-            data = yaml_rs.loads(chunk, parse_datetime=False) if fast else _SLOW
-        except Exception:  # yaml-rs refused it: libyaml decides, and reports
-            data = _SLOW
+        if whole is not None:
+            data = whole[index]
+        else:
+            try:
+                data = yaml_rs.loads(chunk, parse_datetime=False) if fast else _SLOW
+            except Exception:  # yaml-rs refused it: libyaml decides, and reports
+                data = _SLOW
         docs.append(Document(index, line, _decode(chunk, filename, line0) if data is _SLOW else data))
     return docs
+
+
+def _whole(text, count):
+    """Every document from one yaml-rs call (a call per document costs half as much again),
+    or None unless it surely cut the text where kubectl does: as many documents as spans."""
+    if count < 2:
+        return None
+    try:
+        data = yaml_rs.loads(text.replace("\r\n", "\n") if "\r" in text else text, parse_datetime=False)
+    except Exception:
+        return None
+    return data if isinstance(data, list) and len(data) == count else None
 
 
 def load_all_substituting(text: str, filename: str, expand) -> list[Document]:
@@ -536,9 +553,9 @@ _TOKEN = "".join([
     rf"|[yY](?:[eE][sS])?{_END}|[nN](?:[oO]?{_END}|[uU][lL][lL] *:)|[oO](?:[nN]|[fF][fF]){_END}",
     r"|[tT][rR][uU][eE] *:|[fF][aA][lL][sS][eE] *:|~ *:",  # YAML 1.1 booleans, non-string keys
     # tags, anchors, aliases, merges, complex or empty keys, a leading ':' in a flow, reserved
-    # indicators, directives; block scalars (yaml-rs ends an empty one with "\n", reads `|` in
-    # a flow as text)
-    r"|[!&*?:|>%@`]|<<)",
+    # indicators, directives; `|` and `>` unless they open a block scalar (yaml-rs reads `|`
+    # in a flow as text; _empty_block_scalar checks the block scalars themselves)
+    r"|[!&*?:%@`]|[|>](?![-+]? *+(?:#[^\n]*+)?\n)|<<)",
 ])
 _GATE = r" *+(?=[-+._0-9yYnNoOtTfF~!&*<?:|>%@`])"  # a cheap first test: can a token start here?
 _LINE = r" *+(?:- ++)*+"  # "- " only follows indentation (or another "- ")
@@ -584,7 +601,31 @@ def is_fast(text) -> bool:
     if len(text) >= _MAX_DEPTH and _DEEP.search(text):
         return False  # yaml-rs overflows its stack near 20000 levels
     return not (_START.match(text) or any(c in text and p.search(text) for c, p in _UNSAFE)
-                or ('":' in text and _closing_quote_colon(text)))
+                or ('":' in text and _closing_quote_colon(text))
+                or (("|" in text or ">" in text) and _empty_block_scalar(text)))
+
+
+_BLOCK_HEADER = re.compile(r"[|>][-+]? *+(?:#[^\n]*+)?\n")  # opens a block scalar after ": ", "- "
+_LEAD = re.compile(r" *+(?:- +)*")
+
+
+def _empty_block_scalar(text):
+    """Whether a block scalar might be empty: yaml-rs reads an empty `|` as "\n", go-yaml as "".
+
+    A block scalar is surely not empty when the line after its header is not blank and is
+    indented deeper than the node that holds it (a `key:` or a `- `) starts.
+    """
+    for match in _BLOCK_HEADER.finditer(text):
+        if match.start() and text[match.start() - 2:match.start()] not in (": ", "- ") \
+                and text[match.start() - 1] != "\n":
+            continue  # inside a scalar, not a block scalar's header
+        start = text.rfind("\n", 0, match.start()) + 1
+        holder = _LEAD.match(text, start).end() - start
+        end = text.find("\n", match.end())
+        following = text[match.end():end if end >= 0 else len(text)]
+        if not following.strip(" ") or len(following) - len(following.lstrip(" ")) <= holder:
+            return True
+    return False
 
 
 _QUOTE_COLON = re.compile(r'":[^ \r\n]')
@@ -607,6 +648,7 @@ def _closing_quote_colon(text):
     return False
 
 
+@functools.lru_cache(maxsize=4096)  # the same lines recur across documents and files
 def _opens_scalar(prefix):
     """Whether a `"` right after `prefix` (the start of its line) opens a quoted scalar."""
     quote, start, i = None, True, 0  # start: a scalar may begin here

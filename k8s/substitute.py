@@ -39,6 +39,7 @@ never looked at again (a value `$B` stays `$B`), as in envsubst.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -298,6 +299,7 @@ _NOT_INERT_VALUES = frozenset({"", "<<", "="})
 _MAX_INERT_LENGTH = 1024
 
 
+@functools.lru_cache(maxsize=8192)  # the same few values recur in every file
 def is_inert(value: str) -> bool:
     """True when `value` can be pasted as text into ANY YAML position (plain,
     single- or double-quoted scalar, block scalar, comment, mapping key, flow

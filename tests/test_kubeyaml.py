@@ -291,12 +291,13 @@ def test_is_fast():
     fast = ["a: 1\nb: 1.5\nc: -2\nd: true\ne: null\nf: ~\ng: 'on'\nh: \"0644\"\ni: app-1\nj: nginx:1.0\n",
             "k: {a: 1, b: [x, z]}\nl: ['a', \"b\"]\nm: {}\nn1: []\n", "k: \"a\\\\nb\"\nj: 123456.1234567\n",
             "k:\n  - name: x\n    port: 8080\n  - [1, 2.5, 'y']\nl: {m: n1}\n# on\n", "a: 10Gi\nb: 500m\n",
-            'args: ["--listen", ":8080"]\n', 'k: ":8080"\n', '- ":x"\n']
+            'args: ["--listen", ":8080"]\n', 'k: ":8080"\n', '- ":x"\n', "k: |\n  x\n", "k: >-\n  a\n  b\nl: 1\n",
+            "- k: |\n    x\n", "- |\n    x\n"]
     slow = ["k: on", "k: 0644", "k: 1.0", "k: 1e3", "k: +5", "k: .5", "k: 1_0", "8080: x", "true: x",
             "k: &a x", "k: *a", "k: !t x", "<<: {}", "k:\tx", "k: x\r", "\ufeffk: x", "k: [a, yes]",
             "k:\n- no", "k:\n  - - off", "k: {a: y}", "...\n", "%YAML 1.2\n---\n", "? x\n: y", "[a]: b",
             '{"a":1}', "k: 12345678901234567890", "k: _1", "k: 2.", "k: v # x\nNo: 1", "k: 1.5: 2",
-            "k: |\n  x\n", "k: >\n", "k: [a:]", "k: [a ::]", "k: [{~}]", "k: {1}", "k: [a,\n b]",
+            "k: |\n", "k: >\n", "k: |\n\n  x\n", "- k: |\n  other: 1\n", "k: |2\n   x\n", "k: [a, |]", "k: [a:]", "k: [a ::]", "k: [{~}]", "k: {1}", "k: [a,\n b]",
             "k: [[[a]]]",
             'k: "a\\/b"', "k: [a?b]", 'k: "b":c', '"a":b', 'k: "x\\"":b', "k: 'q\"' \":x\"",
             'k: "b" # ":x"', 'k: {"a":b}', 'k: "a\n  b":c', "k: 1234567.5", "k: 0.123456789", "x: 1\n" + " " * 6000 + "y: 2\n"]
@@ -320,7 +321,7 @@ def scalar_text(s, style):
         return "'" + s.replace("'", "''") + "'"
     if style == "double":
         return json.dumps(s, ensure_ascii=False)
-    return s
+    return s  # plain, and block styles where no block can be (flow, keys)
 
 
 class Pairs(list):
@@ -342,15 +343,21 @@ def render(value, indent, flow):
             head, v = f"{pad}-", item
         else:
             head, v = f"{pad}{render(item[0], 0, True)}:", item[1]
-        if isinstance(v, tuple) or not v:
+        if isinstance(v, tuple) and v[1] in BLOCK:  # a block scalar, maybe empty, maybe under-indented
+            text, style = v
+            body = "".join(f"\n{pad}{' ' * (len(text) % 3)}{line}" if line else "\n"
+                           for line in text.split(" ")[:3])
+            lines.append(f"{head} {BLOCK[style]}{body}")
+        elif isinstance(v, tuple) or not v:
             lines.append(f"{head} {render(v, 0, True)}")
         else:
             lines.append(head + "\n" + render(v, indent + 2, False))
     return "\n".join(lines)
 
 
-scalars = st.tuples(st.one_of(st.sampled_from(TRICKY), st.text("01.-+_eExXoObB9y:#", max_size=6)),
-                    st.sampled_from(["plain", "plain", "plain", "single", "double"]))
+BLOCK = {"literal": "|", "folded": ">", "strip": "|-", "keep": ">+"}
+scalars = st.tuples(st.one_of(st.sampled_from(TRICKY), st.text("01.-+_eExXoObB9y:# ", max_size=6)),
+                    st.sampled_from(["plain", "plain", "plain", "single", "double", *BLOCK]))
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.lists(st.tuples(scalars, inner), max_size=4).map(Pairs)), max_leaves=12)
 documents = st.lists(st.tuples(values, st.booleans()), min_size=1, max_size=3).map(
@@ -390,4 +397,22 @@ def test_fast_equals_slow_mutated(text, edits):
     for at, piece in edits:
         at %= len(text) + 1
         text = text[:at] + piece + text[at:]
+    check_fast_equals_slow(text)
+
+
+WORDS = st.sampled_from(["x", "a b", "k: v", "- item", "# not a comment", "[1, 2]", "on", "0644", ""])
+
+
+@PROFILE
+@given(st.lists(st.tuples(st.sampled_from(["|", ">", "|-", ">+", "|+", ">-"]),
+                          st.lists(st.tuples(st.integers(0, 4), WORDS), max_size=4),
+                          st.integers(0, 2), st.booleans()), min_size=1, max_size=4))
+def test_block_scalars_fast_equals_slow(blocks):
+    """Block scalars of every chomping, empty or not, indented or not, in maps and lists."""
+    lines = []
+    for i, (header, body, depth, in_list) in enumerate(blocks):
+        pad = "  " * depth
+        lines.append(f"{pad}{'- ' if in_list else ''}key{i}: {header}")
+        lines += [f"{pad}{' ' * extra}{word}" if word else "" for extra, word in body]
+    text = "\n".join(lines) + "\n"
     check_fast_equals_slow(text)
