@@ -81,7 +81,11 @@ class RenderedObject:
 def read_text(path):
     """File contents as text; binary or non-UTF-8 files are a UserError with the line."""
     with open(path, "rb") as f:
-        raw = f.read()
+        return decode_text(f.read(), path)
+
+
+def decode_text(raw, path):
+    """`raw` bytes as text; binary or non-UTF-8 content is a UserError naming `path`."""
     if b"\0" in raw:
         raise UserError("binary file, expected YAML text", file=path)
     try:

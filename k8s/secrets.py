@@ -250,28 +250,20 @@ def decode(text, path, variables, scrub, allow_kinds=(), namespace=None, version
 
 def _collect(value, scrub):
     """Add the values under data/stringData anywhere in `value` to `scrub`."""
+    from .sops import leaves
+
     if isinstance(value, dict):
         for key, item in value.items():
             if key in SECRET_FIELDS:
                 for secret in (item.values() if isinstance(item, dict) else [item]):
-                    for leaf in _leaves(secret):
-                        scrub.add(leaf if isinstance(leaf, str) else json.dumps(leaf))
+                    for leaf in leaves(secret):
+                        if leaf is not None:
+                            scrub.add(leaf if isinstance(leaf, str) else json.dumps(leaf))
             else:
                 _collect(item, scrub)
     elif isinstance(value, list):
         for item in value:
             _collect(item, scrub)
-
-
-def _leaves(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _leaves(item)
-    elif value is not None:
-        yield value
 
 
 def _malformed(err, scrub):

@@ -193,7 +193,7 @@ def plain_fields(docs, fields=("data", "stringData")):
                 continue
             for key, value in values.items():  # a list or mapping value: sops encrypts its leaves
                 if not all(isinstance(leaf, str) and ENCRYPTED_VALUE.match(leaf)
-                           for leaf in _leaves(value) if leaf is not None):
+                           for leaf in leaves(value) if leaf is not None):
                     found.append(f"{field}.{key}")
     return found
 
@@ -222,18 +222,19 @@ def not_encrypted_reason(text, fields=("data", "stringData")):
     plain = plain_fields([d for d in docs if d is not meta], fields)
     if plain:
         return f"values in clear: {', '.join(plain)}"
-    if not any(isinstance(v, str) and ENCRYPTED_VALUE.match(v) for v in _leaves(docs)):
+    if not any(isinstance(v, str) and ENCRYPTED_VALUE.match(v) for v in leaves(docs)):
         return "no encrypted value"
     return None
 
 
-def _leaves(value):
+def leaves(value):
+    """Every scalar inside nested dicts and lists (None included)."""
     if isinstance(value, dict):
         for item in value.values():
-            yield from _leaves(item)
+            yield from leaves(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _leaves(item)
+            yield from leaves(item)
     else:
         yield value
 

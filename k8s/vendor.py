@@ -281,13 +281,9 @@ def documents(component, vendor_root):
 
 
 def _text(raw, path):
-    if b"\0" in raw:
-        raise UserError("binary file, expected YAML text", file=path)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise UserError(f"not UTF-8 text (byte 0x{raw[err.start]:02x})", file=path, line=line)
+    from .render import decode_text
+
+    return decode_text(raw, path)
 
 
 # --- make vendor --------------------------------------------------------------
