@@ -555,7 +555,7 @@ _TOKEN = "".join([
     # tags, anchors, aliases, merges, complex or empty keys, a leading ':' in a flow, reserved
     # indicators, directives; `|` and `>` unless they open a block scalar (yaml-rs reads `|`
     # in a flow as text; _empty_block_scalar checks the block scalars themselves)
-    r"|[!&*?:%@`]|[|>](?![-+]? *+(?:#[^\n]*+)?\n)|<<)",
+    r"|[!&*?:%@`]|[|>](?![-+]? *+(?:#[^\r\n]*+)?\r?\n)|<<)",
 ])
 _GATE = r" *+(?=[-+._0-9yYnNoOtTfF~!&*<?:|>%@`])"  # a cheap first test: can a token start here?
 _LINE = r" *+(?:- ++)*+"  # "- " only follows indentation (or another "- ")
@@ -605,7 +605,7 @@ def is_fast(text) -> bool:
                 or (("|" in text or ">" in text) and _empty_block_scalar(text)))
 
 
-_BLOCK_HEADER = re.compile(r"[|>][-+]? *+(?:#[^\n]*+)?\n")  # opens a block scalar after ": ", "- "
+_BLOCK_HEADER = re.compile(r"[|>][-+]? *+(?:#[^\r\n]*+)?\r?\n")  # opens a block scalar after ": ", "- "
 _LEAD = re.compile(r" *+(?:- +)*")
 
 
@@ -616,13 +616,13 @@ def _empty_block_scalar(text):
     indented deeper than the node that holds it (a `key:` or a `- `) starts.
     """
     for match in _BLOCK_HEADER.finditer(text):
-        if match.start() and text[match.start() - 2:match.start()] not in (": ", "- ") \
-                and text[match.start() - 1] != "\n":
-            continue  # inside a scalar, not a block scalar's header
         start = text.rfind("\n", 0, match.start()) + 1
+        before = text[start:match.start()].rstrip(" ")  # any number of spaces, or indentation
+        if before and before[-1] not in ":-":
+            continue  # inside a scalar, not a block scalar's header
         holder = _LEAD.match(text, start).end() - start
         end = text.find("\n", match.end())
-        following = text[match.end():end if end >= 0 else len(text)]
+        following = text[match.end():end if end >= 0 else len(text)].rstrip("\r")
         if not following.strip(" ") or len(following) - len(following.lstrip(" ")) <= holder:
             return True
     return False

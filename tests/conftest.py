@@ -10,6 +10,20 @@ from hypothesis import HealthCheck, settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+
+def _forget_make_exports():
+    """Under `make test` every variable of Makefile.vars is exported into the environment,
+    where it would win over each test project's own `?=` defaults: drop them all, so the
+    suite sees the same environment whether make or pytest started it."""
+    from k8s import variables
+
+    names = variables.load_variables(os.path.join(ROOT, "Makefile.vars"), environ={})
+    for name in [*names, "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "VARS_FILE"]:
+        os.environ.pop(name, None)
+
+
+_forget_make_exports()
+
 # `make test` selects "ci": the fuzzers run their full example counts there.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, max_examples=200)
