@@ -92,6 +92,18 @@ class SshServer:
         self.process = None
         self._reader = None
 
+    def accepted(self, expected=0):
+        """Connections sshd accepted; waits a little for its log (read by another thread)
+        to reach `expected`."""
+        import time
+
+        deadline = time.monotonic() + 3
+        while True:
+            count = sum("Accepted publickey" in line for line in self.log)
+            if count >= expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.02)
+
     # -- paths ----------------------------------------------------------------------------------
 
     @property

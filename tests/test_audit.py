@@ -226,17 +226,6 @@ def test_audit_policy_writes_the_policy_and_the_fragment_from_the_variables(run,
 
 # --- install over ssh ------------------------------------------------------------------------------
 
-def accepted(server, expected=0):
-    import time
-
-    deadline = time.monotonic() + 3
-    while True:
-        count = sum("Accepted publickey" in line for line in server.log)
-        if count >= expected or time.monotonic() > deadline:
-            return count
-        time.sleep(0.02)
-
-
 @needs_root
 def test_audit_install_copies_the_policy_root_only(run, monkeypatch, sshd, tmp_path):
     policy_path = tmp_path / "node" / "etc" / "audit" / "policy.yaml"
@@ -254,7 +243,7 @@ def test_audit_install_copies_the_policy_root_only(run, monkeypatch, sshd, tmp_p
     assert f"mkdir -p -m 0700 -- {log_dir}" in argv[-1]
     assert "install -T -m 0600 -o root -g root -- /dev/stdin" in argv[-1]
     assert "nothing was copied" in dry.err
-    assert accepted(sshd) == 0 and not (tmp_path / "node").exists()
+    assert sshd.accepted() == 0 and not (tmp_path / "node").exists()
 
     done = run("audit", "install", NODE)
     assert (done.code, done.err) == (0, "")
@@ -263,7 +252,7 @@ def test_audit_install_copies_the_policy_root_only(run, monkeypatch, sshd, tmp_p
     info = policy_path.stat()
     assert stat.S_IMODE(info.st_mode) == 0o600 and (info.st_uid, info.st_gid) == (0, 0)
     assert stat.S_IMODE(log_dir.stat().st_mode) == 0o700
-    assert accepted(sshd, 1) == 1
+    assert sshd.accepted(1) == 1
 
 
 def test_audit_install_failures_are_one_line(run, monkeypatch, sshd_factory):

@@ -241,17 +241,6 @@ def test_encryption_config_masks_the_key_and_writes_only_the_fragment(repo):
 
 # --- install over ssh ------------------------------------------------------------------------------------
 
-def accepted(server, expected=0):
-    import time
-
-    deadline = time.monotonic() + 3
-    while True:
-        count = sum("Accepted publickey" in line for line in server.log)
-        if count >= expected or time.monotonic() > deadline:
-            return count
-        time.sleep(0.02)
-
-
 @needs_root
 def test_install_copies_the_config_root_only_through_ssh_stdin(repo, sshd, tmp_path):
     node_path = tmp_path / "node" / "etc-kubernetes" / "encryption" / "config.yaml"
@@ -271,12 +260,12 @@ def test_install_copies_the_config_root_only_through_ssh_stdin(repo, sshd, tmp_p
     assert remote.startswith("umask 077 && ") and f"/dev/stdin {node_path.parent}/.config.yaml.new" in remote
     assert "install -T -m 0600 -o root -g root" in remote
     assert key.secret not in dry.out + dry.err
-    assert accepted(sshd) == 0 and not node_path.exists()
+    assert sshd.accepted() == 0 and not node_path.exists()
 
     done = repo.ok("encryption", "install", NODE)
     assert done.out.splitlines()[0] == (f"{NODE}: {node_path} (root, mode 0600): keys secretbox:{key.name}; "
                                         f"secretbox:{key.name} encrypts secrets")
-    assert accepted(sshd, 1) == 1
+    assert sshd.accepted(1) == 1
     info = node_path.stat()
     assert stat.S_IMODE(info.st_mode) == 0o600 and (info.st_uid, info.st_gid) == (0, 0)
     assert stat.S_IMODE(node_path.parent.stat().st_mode) == 0o700

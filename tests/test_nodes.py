@@ -5,20 +5,11 @@ from kubernetes import client
 
 from k8s import nodes
 
-from .apiserver import ApiServer
-from .test_volumes import NODES, cli, setup_project
+from .test_volumes import NODES, cli, cluster  # noqa: F401  (cluster: a fixture)
 
 MANAGER = "k8s-toolkit-node-labels"
 
 
-@pytest.fixture
-def cluster(project, tmp_path):
-    with ApiServer(version="1.31.2", nodes=0) as server:
-        for node in NODES:
-            server.add_node(node)
-        project.env = {"KUBECONFIG": server.kubeconfig(tmp_path / "kubeconfig")}
-        setup_project(project)
-        yield server
 
 
 def labels(server, node):

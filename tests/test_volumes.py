@@ -444,18 +444,6 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def accepted(server, expected=0):
-    """Connections sshd accepted; waits a little for its log to reach `expected` (another thread reads it)."""
-    import time
-
-    deadline = time.monotonic() + 3
-    while True:
-        count = sum("Accepted publickey" in line for line in server.log)
-        if count >= expected or time.monotonic() > deadline:
-            return count
-        time.sleep(0.02)
-
-
 def test_persistent_dirs_creates_the_tree_over_one_connection(project, tmp_path, sshd):
     root = tmp_path / "k8s-volumes"
     layout = LAYOUT if os.geteuid() == 0 else LAYOUT.replace('  owner: "1234:2345"\n', "")
@@ -463,7 +451,7 @@ def test_persistent_dirs_creates_the_tree_over_one_connection(project, tmp_path,
     result = cli(project, "persistent-dirs", "kube1", env=env)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"kube1.example.com: 12 directories under {root}\n"
-    assert accepted(sshd, 1) == 1
+    assert sshd.accepted(1) == 1
     found = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     assert found == ["admin", "backup", "media", "media/mythtv", "pool-m", "pool-m/pv-8Gi-0001",
                      "pool-m/pv-8Gi-0002", "pool-s", "pool-s/pv-500Mi-0001", "pool-s/pv-500Mi-0002",
@@ -517,7 +505,7 @@ def test_dry_run_prints_the_command_and_connects_nowhere(project, tmp_path, sshd
     assert argv[-3:-1] == ["--", "kube2.example.com"]
     assert shlex.split(argv[-1])[:5] == ["sudo", "mkdir", "-p", "--", "/srv/vol umes/pool-s/pv-500Mi-0001"]
     assert "BatchMode=yes" in argv
-    assert accepted(sshd) == 0 and not os.path.exists("/srv/vol umes")
+    assert sshd.accepted() == 0 and not os.path.exists("/srv/vol umes")
 
 
 def test_ssh_failures_name_the_host_and_the_exit_status(project, tmp_path, sshd_factory):
@@ -545,7 +533,7 @@ def test_all_nodes(project, tmp_path, sshd):
     result = cli(project, "persistent-dirs", "--all", env=env)
     assert result.returncode == 0, result.stderr
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == NODES
-    assert accepted(sshd, 3) == 3
+    assert sshd.accepted(3) == 3
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or unprivileged_user() is None,
