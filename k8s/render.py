@@ -64,7 +64,10 @@ class RenderedObject:
     @property
     def key(self):
         """Identity on the server: group, kind, namespace, name."""
-        return (self.group, self.kind, self.namespace or "", self.name)
+        data = self.data
+        meta = data.get("metadata") or {}
+        return (data.get("apiVersion", "").rpartition("/")[0], data.get("kind", ""),
+                meta.get("namespace") or "", meta.get("name", ""))
 
     @property
     def ref(self):
@@ -106,8 +109,8 @@ def render_file(path, variables):
     if path.endswith(".j2"):
         text = render_jinja(text, path, variables)
         return kubeyaml.load_all(text, path), text
-    expanded = substitute.expand(text, variables, path)  # raises on undefined names
-    if all(substitute.is_inert(v) for v in substitute.used_values(text, variables)):
+    expanded, inert = substitute.expand_inert(text, variables, path)  # raises on undefined names
+    if inert:
         return kubeyaml.load_all(expanded, path), expanded
     docs = kubeyaml.load_all_substituting(
         text, path, lambda scalar: substitute.expand(scalar, variables, path))
@@ -162,13 +165,17 @@ def render_components(components, variables, vendor_root="vendor"):
 
 @contextlib.contextmanager
 def paused_gc():
-    """Decoded manifests are trees without reference cycles: while thousands of them are
-    built, the cycle collector only walks them again and again (a quarter of the time)."""
+    """Decoded manifests are trees without reference cycles, kept until the command ends.
+    While thousands are built the cycle collector only walks them again and again (a
+    quarter of the time), and would walk them all once more when re-enabled: so it is
+    paused, and what exists then is frozen out of every later collection (a long-lived
+    process that renders again and again, like the test suite, may `gc.unfreeze()`)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 
@@ -189,11 +196,12 @@ def _render_components(components, variables, vendor_root):
                 errors.extend(getattr(err, "errors", [err]))
     raise_all(errors)
     _mirror_images(objects, variables.get("IMAGE_MIRROR", ""))
-    crds = [o.data for o in objects if o.kind == "CustomResourceDefinition"]
-    by_name = {c.name: c for c in components}
+    crds = [o.data for o in objects if o.data["kind"] == "CustomResourceDefinition"]
+    namespaces = {c.name: c.namespace for c in components}
     for obj in objects:
-        obj.default_namespace = by_name[obj.component].namespace
-        _default_namespace(obj, obj.default_namespace, crds)
+        obj.default_namespace = namespace = namespaces[obj.component]
+        if namespace:
+            _default_namespace(obj.data, namespace, crds)
     _check_duplicates(objects)
     return objects
 
@@ -236,34 +244,49 @@ def _objects(docs, text, path, component):
 def _flatten(data, source, errors):
     """The objects of one document: itself, or the items of a `kind: List`."""
     if not isinstance(data, dict):
-        what = {list: "a list", str: "a string"}.get(type(data), type(data).__name__)
-        errors.append(UserError(f"document {source.doc_index + 1} is {what}, "
+        errors.append(UserError(f"document {source.doc_index + 1} is {_what(data)}, "
                                 "expected a Kubernetes object", file=source.file, line=source.line))
         return []
     if data.get("kind") == "List" and data.get("apiVersion") == "v1":
         items = data.get("items") or []
-        return [i for i in items if _is_object(i, source, errors)]
+        if not isinstance(items, list):
+            errors.append(UserError(f"the items of a List must be a list, not {_what(items)}",
+                                    file=source.file, line=source.line))
+            return []
+        return [i for n, i in enumerate(items, 1) if _is_object(i, source, errors, n)]
     return [data] if _is_object(data, source, errors) else []
 
 
-def _is_object(data, source, errors):
+def _what(value):
+    return {list: "a list", str: "a string", dict: "a mapping", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _is_object(data, source, errors, item=None):
+    """Whether `data` has what every object needs; else an error naming what is missing.
+
+    `item`: its 1-based position when it is an item of a List."""
+    where = f"item {item} of the List: " if item else ""
+    if not isinstance(data, dict):
+        errors.append(UserError(f"{where}{_what(data)}, expected a Kubernetes object",
+                                file=source.file, line=source.line))
+        return False
+    meta = data.get("metadata")
+    if (type(data.get("apiVersion")) is str and type(data.get("kind")) is str and type(meta) is dict
+            and type(meta.get("name")) is str and data["apiVersion"] and data["kind"] and meta["name"]):
+        return True
     missing = [f for f in ("apiVersion", "kind") if not isinstance(data.get(f), str) or not data[f]]
-    meta = data.get("metadata") if isinstance(data, dict) else None
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
         missing.append("metadata.name")
-    if missing:
-        errors.append(UserError(f"missing {', '.join(missing)}", file=source.file, line=source.line,
-                                obj=f"{data.get('kind') or '?'}/{(meta or {}).get('name') or '?'}"
-                                if isinstance(data, dict) else None))
-        return False
-    return True
+    errors.append(UserError(f"{where}missing {', '.join(missing)}", file=source.file, line=source.line,
+                            obj=f"{data.get('kind') or '?'}/{(meta or {}).get('name') or '?'}"))
+    return False
 
 
-def _default_namespace(obj, namespace, crds):
-    if obj.namespace or not namespace:
-        return
-    if kinds.is_namespaced(obj.api_version, obj.kind, crds):
-        obj.data["metadata"]["namespace"] = namespace
+def _default_namespace(data, namespace, crds):
+    meta = data["metadata"]
+    if not meta.get("namespace") and kinds.is_namespaced(data["apiVersion"], data["kind"], crds):
+        meta["namespace"] = namespace
 
 
 def _check_duplicates(objects):

@@ -221,11 +221,11 @@ def decode(text, path, variables, scrub, allow_kinds=(), namespace=None, version
         _collect(doc.data, scrub)
     spans = _value_spans(text)
     try:
-        expanded = substitute.expand(text, variables, path)
+        expanded, inert = substitute.expand_inert(text, variables, path)
     except UserError as err:
         raise scrub.error(_hide_names_in_values(err, text, spans)) from None
     try:
-        if all(substitute.is_inert(v) for v in substitute.used_values(text, variables)):
+        if inert:
             docs, source_text = kubeyaml.load_all(expanded, path), expanded
         else:
             docs = kubeyaml.load_all_substituting(

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 from k8s.errors import UserError, raise_all
 
-__all__ = ["Reference", "expand", "references", "is_inert", "used_values"]
+__all__ = ["Reference", "expand", "expand_inert", "references", "is_inert", "used_values"]
 
 # One `$` construct per match, left to right, exactly like envsubst's scanner:
 # where nothing matches at a `$`, the regex engine moves on by one character,
@@ -155,10 +155,24 @@ def expand(
             `${NAME:?message}` whose NAME is undefined or empty ("undefined
             variable NAME: message"), each argument with a lone `$`.
     """
+    return _expand(text, variables, filename, line, col, None)
+
+
+def expand_inert(text: str, variables: Mapping[str, str], filename: str = "<string>") -> tuple[str, bool]:
+    """`expand(text, variables, filename)` and whether every value it inserted is inert
+    (`is_inert`): one pass where `expand` and `used_values` would take two."""
+    inserted: list[str] = []
+    result = _expand(text, variables, filename, 1, 1, inserted)
+    return result, all(map(is_inert, set(inserted)))
+
+
+def _expand(text, variables, filename, line, col, inserted):
+    """`expand`; each value inserted (not the `$` of `$$`) is appended to `inserted` unless None."""
     if "$" not in text:
         return text
     problems: list[tuple[int, str]] = []  # (offset, message)
     get = variables.get
+    keep = inserted.append if inserted is not None else None
 
     def replace(m: re.Match) -> str:
         escape, braced, operator, argument, bare = m.groups()
@@ -169,12 +183,16 @@ def expand(
             if value is None:
                 problems.append((m.start(), f"undefined variable {bare}"))
                 return ""
+            if keep:
+                keep(value)
             return value
         value = get(braced)
         if operator is None:
             if value is None:
                 problems.append((m.start(), f"undefined variable {braced}"))
                 return ""
+            if keep:
+                keep(value)
             return value
         if "$" in argument:
             bad = _bad_argument(argument)
@@ -190,8 +208,12 @@ def expand(
                 return ""
             argument = argument.replace("$$", "$")
         if value:
+            if keep:
+                keep(value)
             return value
         if operator == ":-":
+            if keep:
+                keep(argument)
             return argument
         message = f"undefined variable {braced}"
         if argument:

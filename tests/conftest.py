@@ -1,5 +1,6 @@
 """Shared test set-up: hypothesis profiles and a scratch project tree."""
 
+import gc
 import os
 import subprocess
 import sys
@@ -28,6 +29,14 @@ _forget_make_exports()
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _collectable():
+    """render freezes what it built out of the cycle collector, right for a command that
+    ends soon; the suite's one long process takes it back after each test."""
+    yield
+    gc.unfreeze()
 
 
 def examples(ci_count, dev_count=200):

@@ -122,6 +122,8 @@ def test_first_apply_creates_in_order_and_second_changes_nothing(project, cluste
     assert cluster.get("Widget", "w", "demo")["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "k8s-toolkit", "k8s-toolkit/component": "app"}
 
+    # The stand-in's controllers write status a moment after the apply: let them finish.
+    cluster.wait_for(lambda: (cluster.get("Deployment", "web", "demo").get("status") or {}).get("observedGeneration"))
     versions = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in cluster.objects()}
     cluster.clear_requests()
     again = run(project, "apply", "base", "app")

@@ -173,6 +173,16 @@ def test_kind_list_is_expanded(tmp_path):
     assert [o.name for o in render_text(tmp_path, text, {})] == ["a", "b"]
 
 
+@pytest.mark.parametrize("items, message", [
+    ("\n- hello\n- {apiVersion: v1, kind: ConfigMap}", "item 1 of the List: a string, expected a "
+     "Kubernetes object\n.*a.yaml:1: ConfigMap/\\?: item 2 of the List: missing metadata.name"),
+    (" 3", "the items of a List must be a list, not a number"),
+])
+def test_bad_list_items_are_errors_naming_the_item(tmp_path, items, message):
+    with pytest.raises(UserError, match=rf"a.yaml:1: {message}$"):
+        render_text(tmp_path, f"apiVersion: v1\nkind: List\nitems:{items}\n", {})
+
+
 def test_emitted_yaml_decodes_back_to_the_same_objects():
     doc = {"a": "on", "b": "0644", "c": "1e3", "d": "2024-01-01", "e": "", "f": "multi\nline\n",
            "g": 3, "h": True, "i": None, "j": "plain text", "k": "~", "l": "-5", "m": ".inf"}

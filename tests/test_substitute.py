@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from k8s.errors import UserError, UserErrors
-from k8s.substitute import Reference, expand, is_inert, references, used_values
+from k8s.substitute import Reference, expand, expand_inert, is_inert, references, used_values
 
 from .conftest import examples
 
@@ -337,6 +337,7 @@ def test_fuzz_expand(text, variables):
     refs = references(text)
     values = used_values(text, variables)
     assert len(values) == len(refs)
+    assert expand_inert(text, variables, "f.yaml") == (result, all(map(is_inert, values)))
     segments, pos = [], 0
     for ref in refs:
         segments.append(text[pos : ref.start])

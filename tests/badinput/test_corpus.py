@@ -104,6 +104,8 @@ CASES = {
                       first_line="error: manifests/app/a.yaml:3: not UTF-8 text (byte 0xe9)"),
     "list document": Case(app("- apiVersion: v1\n"), first_line=(
         "error: manifests/app/a.yaml:1: document 1 is a list, expected a Kubernetes object")),
+    "list item not an object": Case(app("apiVersion: v1\nkind: List\nitems: [hello]\n"), first_line=(
+        "error: manifests/app/a.yaml:1: item 1 of the List: a string, expected a Kubernetes object")),
     "missing name": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"),
                          first_line="error: manifests/app/a.yaml:1: ConfigMap/?: missing metadata.name"),
     "infinite number": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbinaryData: .inf\n"),
