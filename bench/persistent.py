@@ -20,7 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from k8s import validate, volumes  # noqa: E402
+from k8s import emit, validate, volumes  # noqa: E402
 from k8s.apply import body  # noqa: E402
 
 NODES = ["kube1.example.com", "kube2.example.com", "kube3.example.com"]
@@ -111,7 +111,7 @@ def main(repeat=7):
                 report = validate.validate([(o.data, o.source) for o in objects], version)
                 assert not report.errors, report.errors[:3]
             with open(out_render, "w") as f:
-                f.write(volumes.to_yaml([body(o) for o in objects]))
+                f.write(emit.to_plain_yaml([body(o) for o in objects]))
 
         render_to_file(check=True)  # warm caches (imports, schema) as any second call would find them
         t_original = median_time(lambda: envsubst_per_pv(template, out_original), max(1, repeat // 2))

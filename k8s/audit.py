@@ -305,9 +305,10 @@ def cmd_policy(args):
 
 
 def cmd_install(args):
-    from .encryption import _nodes, copy_to_node
+    from .encryption import copy_to_node
+    from .encryption_cli import target_nodes
 
-    _nodes(args, "audit_install")
+    target_nodes(args, "audit_install")
     v = _variables(args)
     value = settings(v)
     content = policy_text().encode("utf-8")

@@ -90,9 +90,9 @@ def build_parser():
     p.set_defaults(run=cmd_components)
 
     # Each of these imports only the standard library at first: --help stays fast.
-    from . import audit, encryption, netpol, nodes, secrets_cli, vendor, volumes
+    from . import audit, encryption_cli, netpol, nodes, secrets_cli, vendor, volumes_cli
 
-    for module in (secrets_cli, volumes, nodes, netpol, encryption, audit, vendor):
+    for module in (secrets_cli, volumes_cli, nodes, netpol, encryption_cli, audit, vendor):
         module.register(commands, _cluster_options)
     return parser
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from k8s import cli, encryption, secrets
+from k8s import cli, encryption, encryption_cli, secrets
 from k8s.errors import UserError
 from k8s.sops import Sops
 
@@ -516,7 +516,7 @@ def test_module_imports_only_the_standard_library():
 
     from .conftest import ROOT
 
-    code = ("import sys; before = set(sys.modules); import k8s.encryption, k8s.audit; "
+    code = ("import sys; before = set(sys.modules); import k8s.encryption, k8s.encryption_cli, k8s.rewrite, k8s.audit; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
@@ -529,11 +529,11 @@ def test_register_adds_the_commands_once():
 
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command")
-    encryption.register(commands)
-    assert encryption.register(commands) is commands.choices["encryption"]
+    encryption_cli.register(commands)
+    assert encryption_cli.register(commands) is commands.choices["encryption"]
     args = parser.parse_args(["encryption", "rotate", "rewrite", "--dry-run", "--context", "c"])
-    assert (args.run, args.step, args.dry_run, args.context) == (encryption.cmd_rotate, "rewrite", True, "c")
+    assert (args.run, args.step, args.dry_run, args.context) == (encryption_cli.cmd_rotate, "rewrite", True, "c")
     args = parser.parse_args(["encryption", "install", "a", "b"])
-    assert (args.run, args.nodes) == (encryption.cmd_install, ["a", "b"])
+    assert (args.run, args.nodes) == (encryption_cli.cmd_install, ["a", "b"])
     args = parser.parse_args(["encryption-config", "--show-key"])
-    assert (args.run, args.show_key, args.out) == (encryption.cmd_config, True, "build")
+    assert (args.run, args.show_key, args.out) == (encryption_cli.cmd_config, True, "build")

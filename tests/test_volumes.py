@@ -18,7 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from k8s import emit, kubeyaml, variables, volumes
+from k8s import emit, kubeyaml, variables, volumes, volumes_cli
 from k8s.apply import body
 from k8s.errors import UserError
 
@@ -168,7 +168,7 @@ _VALUES = st.recursive(st.one_of(_TEXT, st.integers(-2**40, 2**40), st.booleans(
 @settings(max_examples=examples(500, 200))
 @given(st.lists(st.dictionaries(_TEXT, _VALUES, min_size=1, max_size=4), min_size=1, max_size=3))
 def test_the_fast_yaml_writer_reads_back_exactly_as_kubectl_reads_it(documents):
-    text = volumes.to_yaml(documents)
+    text = emit.to_plain_yaml(documents)
     assert [d.data for d in kubeyaml.load_all(text, "t")] == documents  # kubectl's decoding
     assert list(yaml.safe_load_all(text)) == documents
 
@@ -320,7 +320,7 @@ def test_a_missing_layout_is_one_line(project):
 
 
 def test_the_modules_import_only_the_standard_library_at_start_up():
-    code = ("import sys, k8s.volumes, k8s.nodes, k8s.remote; "
+    code = ("import sys, k8s.volumes, k8s.volumes_cli, k8s.nodes, k8s.remote; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('yaml', 'yaml_rs', 'jinja2', 'kubernetes', 'jsonschema_rs', 'urllib3') "
             "or m in ('k8s.render', 'k8s.kubeyaml', 'k8s.apply', 'k8s.cluster', 'k8s.validate')))")
@@ -333,14 +333,14 @@ def test_register_adds_the_commands():
 
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command")
-    volumes.register(commands, cli._cluster_options)
+    volumes_cli.register(commands, cli._cluster_options)
     nodes.register(commands, cli._cluster_options)
     assert set(commands.choices) == {"persistent", "persistent-dirs", "node-labels"}
     args = parser.parse_args(["persistent", "kube1", "--check-nodes", "--prune", "--context", "c"])
     assert (args.run, args.nodes, args.check_nodes, args.prune, args.context) == \
-        (volumes.cmd_persistent, ["kube1"], True, True, "c")
+        (volumes_cli.cmd_persistent, ["kube1"], True, True, "c")
     args = parser.parse_args(["persistent-dirs", "kube1", "--dry-run"])
-    assert (args.run, args.nodes, args.dry_run) == (volumes.cmd_persistent_dirs, ["kube1"], True)
+    assert (args.run, args.nodes, args.dry_run) == (volumes_cli.cmd_persistent_dirs, ["kube1"], True)
     args = parser.parse_args(["node-labels", "--force-conflicts", "--dry-run"])
     assert (args.run, args.force_conflicts, args.dry_run) == (nodes.cmd_node_labels, True, True)
 
