@@ -30,8 +30,9 @@ def _kubernetes_validate_schemas():
 
 # Directories holding one `v1.NN.P-local-strict/` directory per supported
 # Kubernetes version; the first directory providing a version wins. Append a
-# directory to support more versions.
-SCHEMA_DIRS = _kubernetes_validate_schemas()
+# directory to support more versions. kubernetes-validate has 1.25 and newer;
+# k8s/schemas adds 1.23 and 1.24 for the kinds the components use (its README).
+SCHEMA_DIRS = [*_kubernetes_validate_schemas(), os.path.join(os.path.dirname(__file__), "schemas")]
 MAX_ERRORS_PER_OBJECT = 5
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 

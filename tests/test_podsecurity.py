@@ -1,11 +1,13 @@
 """Pod security: the PSA admission file (1.25+), the PodSecurityPolicies (1.23-1.24),
 data-sync's privileged namespace, and every component on 1.23 and 1.24.
 
-kubernetes-validate 1.37 only has schemas for 1.25 and newer; tests/schemas
+kubernetes-validate 1.37 only has schemas for 1.25 and newer; k8s/schemas
 holds the 1.23 and 1.24 ones this repo's components need (see its README).
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -14,40 +16,17 @@ from k8s import components, order, podsecurity, render, validate, variables, ven
 from k8s.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMAS = os.path.join(ROOT, "tests", "schemas")
+SCHEMAS = os.path.join(ROOT, "k8s", "schemas")
 MANIFESTS = os.path.join(ROOT, "manifests")
 VENDOR = os.path.join(ROOT, "vendor")  # components whose imports were never vendored are left out
 OLD_VERSIONS = ("1.23", "1.24")
 
-# The variables these components add, with the defaults proposed for
-# Makefile.vars; an overlay so the tests do not depend on that file having them.
-OVERLAY = """\
-export PSA_DEFAULT_ENFORCE    ?= baseline
-export PSA_DEFAULT_AUDIT      ?= restricted
-export PSA_DEFAULT_WARN       ?= restricted
-export PSA_EXEMPT_NAMESPACES  ?= kube-system
-export VERSION_DATA_SYNC      ?= 2.54.0-4.14.3-r0
-export DATA_SYNC_CLUSTER_SIZE ?= 3
-export DATA_SYNC_VOLUMES      ?= admin share
-export DATA_SYNC_SECRET       ?= data-sync-ssh
-export DATA_SYNC_INTERVAL     ?= 5
-"""
-
-
-@pytest.fixture(autouse=True)
-def old_schemas(monkeypatch):
-    monkeypatch.setattr(validate, "SCHEMA_DIRS", [*validate.SCHEMA_DIRS, SCHEMAS])
-
-
 @pytest.fixture
 def repo_vars(tmp_path):
-    """The repository's variables (Makefile.vars plus OVERLAY), untouched by the environment."""
-    overlay = tmp_path / "overlay.vars"
-    overlay.write_text(OVERLAY)
+    """The repository's variables (Makefile.vars), untouched by the environment."""
 
     def load(**overrides):
-        found = variables.load_variables(os.path.join(ROOT, "Makefile.vars"), overlay=str(overlay),
-                                         environ={})
+        found = variables.load_variables(os.path.join(ROOT, "Makefile.vars"), environ={})
         return {**{name: v.value for name, v in found.items()}, **overrides}
     return load
 
@@ -239,11 +218,22 @@ def test_fixture_schemas_are_strict_and_psp_stays_removed_in_1_25():
         "policy/v1beta1 PodSecurityPolicy was removed in Kubernetes 1.25; use Pod Security Admission"]
 
 
-def test_fixture_schemas_are_the_two_old_versions_only():
+def test_shipped_old_schemas_are_the_two_old_versions_only():
     assert sorted(os.listdir(SCHEMAS)) == ["README.md", "v1.23.0-local-strict", "v1.24.0-local-strict"]
     for folder in ("v1.23.0-local-strict", "v1.24.0-local-strict"):
         assert "_definitions.json" in os.listdir(os.path.join(SCHEMAS, folder))
     assert validate.supported_versions()[:3] == ["1.23", "1.24", "1.25"]
+
+
+@pytest.mark.parametrize("version", OLD_VERSIONS)
+def test_render_py_validates_the_repository_for_an_old_cluster(version):
+    """What `make install` does first against a 1.23/1.24 server: no extra set-up needed."""
+    env = {k: v for k, v in os.environ.items() if k != "VARS_FILE"}
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), "validate"], cwd=ROOT,
+                            env={**env, "KUBE_VERSION": f"{version}.7"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "  pod-security: 10 objects" in result.stdout.splitlines()
+    assert result.stdout.splitlines()[-1].endswith(f"valid for Kubernetes {version}.7")
 
 
 # --- every component on 1.23 and 1.24 -------------------------------------------

@@ -141,7 +141,7 @@ CASES = {
     "unknown kind": Case(app("apiVersion: v1\nkind: Gizmo\nmetadata: {name: x}\n"), first_line=(
         "error: manifests/app/a.yaml:2: Gizmo/x: unknown kind Gizmo in apiVersion v1 for Kubernetes 1.31")),
     "unsupported version": Case(args=("--kube-version", "1.99", "apply", "app"), first_line=(
-        "error: Kubernetes version 1.99 is not supported; supported versions are 1.25 to 1.37")),
+        "error: Kubernetes version 1.99 is not supported; supported versions are 1.23 to 1.37")),
     # --- volumes ------------------------------------------------------------------
     "invalid quantity": Case(args=("persistent",), env={"POOL_SIZE_SMALL": "500Mb"}, first_line=(
         'error: volumes/layout.yaml:28: pool pool-s: size "500Mb" (from $POOL_SIZE_SMALL) is not a '
