@@ -39,7 +39,7 @@ from k8s.errors import UserError
 __all__ = ["Document", "load_all", "load_all_substituting", "line_of", "is_fast"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Document:
     """One document of a file.
 
@@ -651,7 +651,9 @@ def _closing_quote_colon(text):
         start = text.rfind("\n", 0, match.start()) + 1
         end = text.find("\n", match.start())
         line = text[start:end if end >= 0 else len(text)]
-        if _ESCAPED.sub("", line).count('"') % 2 or not _opens_scalar(text[start:match.start()]):
+        if "\\" in line:
+            line = _ESCAPED.sub("", line)
+        if line.count('"') % 2 or not _opens_scalar(text[start:match.start()]):
             return True
     return False
 

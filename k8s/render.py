@@ -18,7 +18,7 @@ from .components import version_tuple
 from .errors import UserError, raise_all
 
 
-@dataclass
+@dataclass(slots=True)
 class Source:
     """Where an object came from: file, document and its first line."""
 
@@ -32,7 +32,7 @@ class Source:
         return kubeyaml.line_of(self.text, self.file, self.doc_index, path)
 
 
-@dataclass
+@dataclass(slots=True)
 class RenderedObject:
     """One Kubernetes object, its component and its source."""
 
