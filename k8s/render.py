@@ -64,7 +64,7 @@ class RenderedObject:
     @property
     def key(self):
         """Identity on the server: group, kind, namespace, name."""
-        data = self.data
+        data = self.data  # the properties above, inlined: this runs for every object of a render
         meta = data.get("metadata") or {}
         return (data.get("apiVersion", "").rpartition("/")[0], data.get("kind", ""),
                 meta.get("namespace") or "", meta.get("name", ""))
