@@ -133,6 +133,11 @@ def main(argv=None):
         print(f"missing Python package {err.name}: run `make .venv` and use .venv/bin/python",
               file=sys.stderr)
         return 1
+    except RecursionError:  # what validation did not stop (--no-validate): an absurdly deep object
+        if args.debug:
+            raise
+        print("error: an object is nested too deeply to process", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -233,6 +238,7 @@ def summary(selected, skipped, objects, report, version, written=None):
 
 def cmd_template(args):
     from . import emit
+    from .errors import UserError
     from .secrets import mask
 
     selected, skipped, objects, report, version = render_and_validate(args, check=args.validate)
@@ -241,14 +247,17 @@ def cmd_template(args):
     if not args.out:
         sys.stdout.write(dump([shown[id(o)] for o in objects]))
         return 0
-    os.makedirs(args.out, exist_ok=True)
+    texts = {c.name: dump([shown[id(o)] for o in objects if o.component == c.name]) for c in selected}
     written = {}
-    for c in selected:
-        path = os.path.join(args.out, f"{c.name}.{args.output}")
-        text = dump([shown[id(o)] for o in objects if o.component == c.name])
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        written[c.name] = path
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        for name, text in texts.items():
+            path = os.path.join(args.out, f"{name}.{args.output}")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            written[name] = path
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror}", file=err.filename or args.out) from None
     print(summary(selected, skipped, objects, report, version, written))
     return 0
 

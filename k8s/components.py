@@ -17,6 +17,7 @@ Values may use variables (`namespace: $K8S_NAMESPACE`).
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from . import kubeyaml, substitute
@@ -25,6 +26,9 @@ from .errors import UserError, raise_all
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2")
 SETTINGS_FILE = "component.yaml"
 CONTEXTS = ("admin", "user")
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
+_VERSION = re.compile(r"v?[0-9]+\.[0-9]+(?:\.[0-9]+)?")
+_KIND_NAMES = {list: "list", str: "string", bool: "boolean (true or false)"}
 
 # setting name -> (type, default); namespace's default is applied in load().
 SETTINGS = {
@@ -87,9 +91,11 @@ def discover(root, variables):
     if not os.path.isdir(root):
         raise UserError(f"manifests folder {root} does not exist")
     components, errors = [], []
-    for name in sorted(os.listdir(root)):
+    for name in _listdir(root):
         path = os.path.join(root, name)
         if name.startswith(".") or not os.path.isdir(path):
+            if os.path.islink(path) and not os.path.exists(path):
+                errors.append(UserError("dangling symlink", file=path))
             continue
         try:
             components.append(load(name, path, variables))
@@ -108,22 +114,33 @@ def discover(root, variables):
 
 def load(name, path, variables):
     """Read one component folder (its settings and the list of its manifest files)."""
-    files = sorted(f for f in os.listdir(path)
-                   if f.endswith(MANIFEST_SUFFIXES) and f != SETTINGS_FILE
-                   and os.path.isfile(os.path.join(path, f)))
+    # Every manifest-named entry is listed: read_text reports one that is not a readable file.
+    files = [f for f in _listdir(path) if f.endswith(MANIFEST_SUFFIXES) and f != SETTINGS_FILE]
     component = Component(name=name, path=path, files=[os.path.join(path, f) for f in files],
                           namespace=variables.get("K8S_NAMESPACE", "default"))
     settings_path = os.path.join(path, SETTINGS_FILE)
-    if os.path.exists(settings_path):
+    if os.path.lexists(settings_path):
         _apply_settings(component, settings_path, variables)
     return component
 
 
+def _listdir(path):
+    """The entries of folder `path`, sorted; an unreadable folder is a UserError."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError as err:
+        raise UserError(f"cannot list folder: {err.strerror}", file=path) from None
+
+
 def _apply_settings(component, settings_path, variables):
-    with open(settings_path, encoding="utf-8") as f:
-        text = f.read()
-    docs = [d for d in kubeyaml.load_all(substitute.expand(text, variables, settings_path),
-                                         settings_path) if d.data is not None]
+    from .render import read_text  # render imports this module
+
+    text = read_text(settings_path)
+    substitute.expand(text, variables, settings_path)  # every undefined name, with its position
+    # Scalar by scalar, as manifests with values that are not inert: a value can never add a setting.
+    docs = [d for d in kubeyaml.load_all_substituting(
+        text, settings_path, lambda scalar: substitute.expand(scalar, variables, settings_path))
+        if d.data is not None]
     if not docs:
         return
     settings = docs[0].data
@@ -134,19 +151,30 @@ def _apply_settings(component, settings_path, variables):
             raise UserError(f"unknown setting {key!r} (known: {', '.join(SETTINGS)})",
                             file=settings_path)
         kind, _ = SETTINGS[key]
-        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)  # minVersion: 1.25 written without quotes
-        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
-            raise UserError(f"setting {key!r} must be a {kind.__name__}", file=settings_path)
+        if type(value) is float and key in ("minVersion", "maxVersion"):
+            # minVersion: 1.25 unquoted is the number 1.25, fine; but 1.30 is the number 1.3
+            if len(repr(value).partition(".")[2]) < 2:
+                raise UserError(f"setting {key!r}: quote the version, as \"{value}0\" or \"{value}\" "
+                                f"(unquoted it is the number {value})", file=settings_path)
+            value = repr(value)
+        if not isinstance(value, kind):
+            raise UserError(f"setting {key!r} must be a {_KIND_NAMES[kind]}", file=settings_path)
+        if kind is list and not all(isinstance(v, str) for v in value):
+            raise UserError(f"setting {key!r} must be a list of strings", file=settings_path)
         attr = {"minVersion": "min_version", "maxVersion": "max_version",
                 "requiresSecret": "requires_secret"}.get(key, key)
         setattr(component, attr, value)
+    if not _DNS_LABEL.fullmatch(component.namespace or ""):
+        raise UserError(f"namespace {component.namespace!r} is not a valid namespace name "
+                        "(lower-case letters, digits and '-', at most 63)", file=settings_path)
     if component.context not in CONTEXTS:
         raise UserError(f"context must be one of {', '.join(CONTEXTS)}, not {component.context!r}",
                         file=settings_path)
     for bound in (component.min_version, component.max_version):
-        if bound:
-            try:
-                version_tuple(bound)
-            except UserError as err:
-                raise UserError(err.message, file=settings_path)
+        if bound and not _VERSION.fullmatch(bound):
+            raise UserError(f"invalid Kubernetes version {bound!r}, expected MAJOR.MINOR like 1.31",
+                            file=settings_path)
+    if (component.min_version and component.max_version
+            and version_tuple(component.min_version) > version_tuple(component.max_version)):
+        raise UserError(f"minVersion {component.min_version} is above maxVersion {component.max_version}",
+                        file=settings_path)

@@ -5,6 +5,10 @@ traceback is only shown with `--debug`.
 """
 
 
+# An error is one line: a line break inside a name or a message is shown escaped.
+_ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r"})
+
+
 class UserError(Exception):
     """Bad input: a file, a line or an object the user can go and fix.
 
@@ -35,7 +39,7 @@ class UserError(Exception):
                 if self.col:
                     where += f":{self.col}"
         parts = [p for p in (where, self.obj, self.message) if p]
-        return ": ".join(parts)
+        return ": ".join(str(p).translate(_ONE_LINE) for p in parts)
 
 
 class UsageError(UserError):

@@ -225,10 +225,10 @@ def is_namespaced(api_version, kind, crds=()):
     """
     group = api_group(api_version)
     for crd in crds:
-        spec = crd.get("spec") or {}
-        if spec.get("group") == group and (spec.get("names") or {}).get("kind") == kind:
-            scope = spec.get("scope")
-            return {"Namespaced": True, "Cluster": False}.get(scope)
+        spec = crd.get("spec")
+        names = spec.get("names") if isinstance(spec, dict) else None
+        if isinstance(names, dict) and spec.get("group") == group and names.get("kind") == kind:
+            return {"Namespaced": True, "Cluster": False}.get(spec.get("scope"))
     if (group, kind) in CLUSTER_SCOPED:
         return False
     if (group, kind) in NAMESPACED:

@@ -444,9 +444,28 @@ def _json_spans(text, filename):
             raise UserError(f"invalid JSON: {e.msg}", file=filename, line=e.lineno, col=e.colno) from None
         except ValueError as e:
             raise UserError(f"invalid JSON: {e}", file=filename, line=line) from None
+        except RecursionError:
+            raise UserError("document is nested too deeply", file=filename, line=line) from None
+        if _SURROGATE_ESCAPE.search(text, pos, end):
+            value = _without_lone_surrogates(value)
         spans.append((pos, end, line, value))
         pos = end
     return spans
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value):
+    """encoding/json reads a \\uD800 escape that is not half of a pair as U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 _SLOW = object()
@@ -514,30 +533,51 @@ def line_of(text: str, filename: str, doc_index: int, path: list) -> int | None:
     A mapping entry's line is its key's.  If the path ends early: the line of the deepest
     node that exists; None if the document does not exist or does not parse.
     """
+    lines = _line_index(text, filename, doc_index)
+    if lines is None:
+        return None
+    for end in range(len(path), -1, -1):
+        line = lines.get(tuple(path[:end]))
+        if line is not None:
+            return line
+    return None
+
+
+@functools.lru_cache(maxsize=64)  # the errors of one document ask again and again
+def _line_index(text, filename, doc_index):
+    """{JSON path (a tuple): 1-based line} of every node of document `doc_index`, or None:
+    one parse for all the lines asked for, however many errors a document has."""
     try:
         _check(text, filename)
         if _JSON_START.match(text):
             start, end, line, _ = _json_spans(text, filename)[doc_index]
             line0 = line - 1
         else:
-            start, end, line0, line = _spans(text, filename)[doc_index]
+            start, end, line0, line = _cached_spans(text, filename)[doc_index]
         node, chunk = _compose(_chunk(text, start, end), filename, line0)
     except (UserError, IndexError):
         return None
-    decoder = _Decoder(filename, chunk, line0)
-    for step in path:
-        found = None
-        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+    decoder, lines, todo = _Decoder(filename, chunk, line0), {(): line}, [((), node)]
+    while todo:  # iterative: a deeply nested document must not exhaust the stack
+        path, node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
             try:
-                found = [(k, v) for key, k, v in decoder.pairs(node) if key == step][-1:] or None
+                entries = [(key, k, v) for key, k, v in decoder.pairs(node) if isinstance(key, str)]
             except UserError:
-                pass
-        elif isinstance(node, yaml.SequenceNode) and type(step) is int and 0 <= step < len(node.value):
-            found = [(node.value[step], node.value[step])]
-        if not found:
-            break
-        line, node = line0 + found[0][0].start_mark.line + 1, found[0][1]
-    return line
+                continue
+            for key, key_node, value_node in entries:
+                lines[path + (key,)] = line0 + key_node.start_mark.line + 1
+                todo.append((path + (key,), value_node))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[path + (i,)] = line0 + item.start_mark.line + 1
+                todo.append((path + (i,), item))
+    return lines
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_spans(text, filename):
+    return _spans(text, filename)
 
 
 # --- the fast path's guard ------------------------------------------------------------------

@@ -11,6 +11,7 @@ StrictUndefined. Documents decode as kubectl decodes them (`kubeyaml`).
 
 import contextlib
 import gc
+import os
 from dataclasses import dataclass
 
 from . import kinds, kubeyaml, substitute
@@ -26,10 +27,17 @@ class Source:
     line: int
     doc_index: int
     text: str  # the text the document was parsed from, to find field lines later
+    within: tuple = ()  # the path of the object in its document: ("items", 2) in a List
 
     def locate(self, path):
         """Line of the field at JSON `path` (keys and list indexes), or None."""
-        return kubeyaml.line_of(self.text, self.file, self.doc_index, path)
+        return kubeyaml.line_of(self.text, self.file, self.doc_index, [*self.within, *path])
+
+    def item(self, index):
+        """The source of item `index` (0-based) of the List this document is."""
+        within = ("items", index)
+        line = kubeyaml.line_of(self.text, self.file, self.doc_index, list(within)) or self.line
+        return Source(self.file, line, self.doc_index, self.text, within)
 
 
 @dataclass(slots=True)
@@ -82,9 +90,17 @@ class RenderedObject:
 
 
 def read_text(path):
-    """File contents as text; binary or non-UTF-8 files are a UserError with the line."""
-    with open(path, "rb") as f:
-        return decode_text(f.read(), path)
+    """File contents as text; an unreadable, binary or non-UTF-8 file is a UserError."""
+    if not os.path.isfile(path):  # a FIFO or a device would block or never end
+        what = "does not exist" if not os.path.lexists(path) else (
+            "is a dangling symlink" if os.path.islink(path) and not os.path.exists(path)
+            else "is not a regular file")
+        raise UserError(what, file=path)
+    try:
+        with open(path, "rb") as f:
+            return decode_text(f.read(), path)
+    except OSError as err:
+        raise UserError(f"cannot read: {err.strerror}", file=path) from None
 
 
 def decode_text(raw, path):
@@ -200,8 +216,8 @@ def _render_components(components, variables, vendor_root):
     namespaces = {c.name: c.namespace for c in components}
     for obj in objects:
         obj.default_namespace = namespace = namespaces[obj.component]
-        if namespace:
-            _default_namespace(obj.data, namespace, crds)
+        _namespace(obj, namespace, crds, errors)
+    raise_all(errors)
     _check_duplicates(objects)
     return objects
 
@@ -234,15 +250,14 @@ def _objects(docs, text, path, component):
     for doc in docs:
         if doc.data is None:
             continue  # empty documents are skipped, as kubectl does
-        source = Source(path, doc.line, doc.index, text)
-        for data in _flatten(doc.data, source, errors):
+        for data, source in _flatten(doc.data, Source(path, doc.line, doc.index, text), errors):
             objects.append(RenderedObject(data, component, source))
     raise_all(errors)
     return objects
 
 
 def _flatten(data, source, errors):
-    """The objects of one document: itself, or the items of a `kind: List`."""
+    """(object, source) of one document: itself, or each item of a `kind: List`."""
     if not isinstance(data, dict):
         errors.append(UserError(f"document {source.doc_index + 1} is {_what(data)}, "
                                 "expected a Kubernetes object", file=source.file, line=source.line))
@@ -253,17 +268,14 @@ def _flatten(data, source, errors):
             errors.append(UserError(f"the items of a List must be a list, not {_what(items)}",
                                     file=source.file, line=source.line))
             return []
-        return [i for n, i in enumerate(items, 1) if _is_object(i, source, errors, n)]
-    return [data] if _is_object(data, source, errors) else []
-
-
-def _what(value):
-    return {list: "a list", str: "a string", dict: "a mapping", bool: "a boolean", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
+        sources = [source.item(n) for n in range(len(items))]
+        return [(i, where) for n, (i, where) in enumerate(zip(items, sources), 1)
+                if _is_object(i, where, errors, n)]
+    return [(data, source)] if _is_object(data, source, errors) else []
 
 
 def _is_object(data, source, errors, item=None):
-    """Whether `data` has what every object needs; else an error naming what is missing.
+    """Whether `data` has what every object needs; else an error naming what is wrong.
 
     `item`: its 1-based position when it is an item of a List."""
     where = f"item {item} of the List: " if item else ""
@@ -273,20 +285,45 @@ def _is_object(data, source, errors, item=None):
         return False
     meta = data.get("metadata")
     if (type(data.get("apiVersion")) is str and type(data.get("kind")) is str and type(meta) is dict
-            and type(meta.get("name")) is str and data["apiVersion"] and data["kind"] and meta["name"]):
+            and type(meta.get("name")) is str and data["apiVersion"] and data["kind"] and meta["name"]
+            and type(meta.get("namespace", "")) is str):
         return True
-    missing = [f for f in ("apiVersion", "kind") if not isinstance(data.get(f), str) or not data[f]]
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
-        missing.append("metadata.name")
-    errors.append(UserError(f"{where}missing {', '.join(missing)}", file=source.file, line=source.line,
-                            obj=f"{data.get('kind') or '?'}/{(meta or {}).get('name') or '?'}"))
+    fields = {"apiVersion": data.get("apiVersion"), "kind": data.get("kind")}
+    if isinstance(meta, dict):
+        fields["metadata.name"] = meta.get("name")
+        if meta.get("namespace") not in (None, ""):  # both mean "not set", as in kubectl
+            fields["metadata.namespace"] = meta["namespace"]
+    elif meta is not None:
+        fields["metadata"] = meta
+    else:
+        fields["metadata.name"] = None
+    missing = [f for f, v in fields.items() if v is None or v == ""]
+    mistyped = [f"{f} must be {'a mapping' if f == 'metadata' else 'a string'}, not {_what(v)}"
+                for f, v in fields.items() if v not in (None, "") and type(v) is not (dict if f == "metadata" else str)]
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + mistyped
+    kind, name = fields["kind"], fields.get("metadata.name")
+    errors.append(UserError(where + "; ".join(problems), file=source.file, line=source.line,
+                            obj=f"{kind if type(kind) is str and kind else '?'}/"
+                                f"{name if type(name) is str and name else '?'}"))
     return False
 
 
-def _default_namespace(data, namespace, crds):
+def _what(value):
+    return {list: "a list", str: "a string", dict: "a mapping", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _namespace(obj, default, crds, errors):
+    """Give a namespaced object without one the component's `default`; a cluster-scoped
+    object must have none (the server would drop it, and two such objects clash)."""
+    data = obj.data
     meta = data["metadata"]
-    if not meta.get("namespace") and kinds.is_namespaced(data["apiVersion"], data["kind"], crds):
-        meta["namespace"] = namespace
+    if meta.get("namespace"):
+        if kinds.is_namespaced(data["apiVersion"], data["kind"], crds) is False:
+            errors.append(UserError(f"{obj.kind} is cluster-scoped: remove metadata.namespace",
+                                    file=obj.source.file, line=obj.source.line, obj=obj.ref))
+    elif default and kinds.is_namespaced(data["apiVersion"], data["kind"], crds):
+        meta["namespace"] = default
 
 
 def _check_duplicates(objects):

@@ -62,6 +62,9 @@ _PATTERN = re.compile(
     r")"
 )
 
+# An environment value with bytes that are not UTF-8 reaches Python as lone surrogates.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 # Inside an argument: a `$$` pair, or a lone `$` (group 1, an error).
 _ARG_DOLLAR = re.compile(r"\$\$|(\$)")
 
@@ -174,6 +177,15 @@ def _expand(text, variables, filename, line, col, inserted):
     get = variables.get
     keep = inserted.append if inserted is not None else None
 
+    def use(m: re.Match, name: str, value: str) -> str:
+        """`value`, the value of `name`, as inserted; not valid text is a problem."""
+        if not value.isascii() and _SURROGATE.search(value):  # isascii(): O(1) for most values
+            problems.append((m.start(), f"variable {name} is not valid UTF-8 text"))
+            return ""
+        if keep:
+            keep(value)
+        return value
+
     def replace(m: re.Match) -> str:
         escape, braced, operator, argument, bare = m.groups()
         if escape:
@@ -183,17 +195,13 @@ def _expand(text, variables, filename, line, col, inserted):
             if value is None:
                 problems.append((m.start(), f"undefined variable {bare}"))
                 return ""
-            if keep:
-                keep(value)
-            return value
+            return use(m, bare, value)
         value = get(braced)
         if operator is None:
             if value is None:
                 problems.append((m.start(), f"undefined variable {braced}"))
                 return ""
-            if keep:
-                keep(value)
-            return value
+            return use(m, braced, value)
         if "$" in argument:
             bad = _bad_argument(argument)
             if bad is not None:
@@ -208,13 +216,9 @@ def _expand(text, variables, filename, line, col, inserted):
                 return ""
             argument = argument.replace("$$", "$")
         if value:
-            if keep:
-                keep(value)
-            return value
+            return use(m, braced, value)
         if operator == ":-":
-            if keep:
-                keep(argument)
-            return argument
+            return use(m, braced, argument)
         message = f"undefined variable {braced}"
         if argument:
             message += f": {argument}"

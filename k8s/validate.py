@@ -82,7 +82,9 @@ def validate(objects, kube_version=None):
     crds = {}
     for obj, _ in objects:
         if _get(obj, "apiVersion") == "apiextensions.k8s.io/v1" and _get(obj, "kind") == "CustomResourceDefinition":
-            crds[(_get(obj, "spec", "group"), _get(obj, "spec", "names", "kind"))] = obj
+            group, kind = _get(obj, "spec", "group"), _get(obj, "spec", "names", "kind")
+            if _is_name(group) and _is_name(kind):  # else the CRD's own validation says what is wrong
+                crds[group, kind] = obj
     run = SimpleNamespace(version=version, vdir=vdir, crds=crds, cr_validators={}, report=report)
     for obj, where in objects:
         report.errors += _check(obj, where, run)
@@ -121,10 +123,13 @@ def _check(obj, where, run):
         if validator is None:
             return errors + [_error(where, ["kind"], label, f"unknown kind {kind} in apiVersion {api_version} "
                                                             f"for Kubernetes {run.version}{hint}")]
-    if validator.is_valid(obj):
-        return errors
-    found = sorted({(_line(where, path), message) for error in validator.iter_errors(obj)
-                    for path, message in _describe(error)})
+    try:
+        if validator.is_valid(obj):
+            return errors
+        found = sorted({(_line(where, path), message) for error in validator.iter_errors(obj)
+                        for path, message in _describe(error)})
+    except ValueError as e:  # jsonschema_rs: "Recursion limit reached"
+        return errors + [_error(where, [], label, f"cannot validate: {e} (the object is nested too deeply)")]
     errors += [UserError(message, file=where.file, line=line, obj=label)
                for line, message in found[:MAX_ERRORS_PER_OBJECT]]
     if len(found) > MAX_ERRORS_PER_OBJECT:
@@ -200,19 +205,23 @@ def _crd_validator(crd, version, vdir, cache):
     """(validator, None) for a custom resource of `crd` in `version`, or (None, problem)."""
     key = (id(crd), version)
     if key not in cache:
-        served = {_get(v, "name"): v for v in _get(crd, "spec", "versions") or () if _get(v, "served") is not False}
         crd_name = _get(crd, "metadata", "name")
+        versions = _get(crd, "spec", "versions")
+        served = {v["name"]: v for v in versions if _is_name(_get(v, "name")) and v.get("served") is not False} \
+            if isinstance(versions, list) else {}
         if version not in served:
             cache[key] = None, (f"CustomResourceDefinition {crd_name} does not serve version {version} "
                                 f"(served: {', '.join(map(str, served)) or 'none'})")
             return cache[key]
         structural = _get(served[version], "schema", "openAPIV3Schema") or {
             "type": "object", "x-kubernetes-preserve-unknown-fields": True}
-        schema = crd_to_json_schema(structural, *_registry(vdir)[1:])
         try:
+            schema = crd_to_json_schema(structural, *_registry(vdir)[1:])
             cache[key] = jsonschema_rs.validator_for(schema, registry=_registry(vdir)[0]), None
-        except Exception as e:  # a broken regex or the like in the CRD
-            cache[key] = None, f"cannot validate: CustomResourceDefinition {crd_name} has an invalid schema: {e}"
+        except Exception as e:  # a broken regex, a mistyped keyword ... in the CRD
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            cache[key] = None, (f"cannot validate: CustomResourceDefinition {crd_name} has an invalid "
+                                f"schema: {first_line}")
     return cache[key]
 
 

@@ -154,6 +154,8 @@ def read_lock(vendor_root):
             text = _text(f.read(), path)
     except FileNotFoundError:
         return {}
+    except OSError as err:
+        raise UserError(f"cannot read: {err.strerror}", file=path) from None
     docs = [d for d in kubeyaml.load_all(text, path) if d.data is not None]
     if not docs:
         return {}
@@ -259,6 +261,9 @@ def documents(component, vendor_root):
                 raw = f.read()
         except FileNotFoundError:
             errors.append(UserError(f"missing, not vendored yet ({url}); run make vendor", file=path))
+            continue
+        except OSError as err:
+            errors.append(UserError(f"cannot read: {err.strerror}", file=path))
             continue
         digest = hashlib.sha256(raw).hexdigest()
         entry = lock.get((component.name, url))

@@ -1,6 +1,7 @@
 """Rendering: substitution safety and typing, Jinja2, documents, namespaces, duplicates."""
 
 import os
+import re
 import textwrap
 
 import pytest
@@ -174,12 +175,12 @@ def test_kind_list_is_expanded(tmp_path):
 
 
 @pytest.mark.parametrize("items, message", [
-    ("\n- hello\n- {apiVersion: v1, kind: ConfigMap}", "item 1 of the List: a string, expected a "
-     "Kubernetes object\n.*a.yaml:1: ConfigMap/\\?: item 2 of the List: missing metadata.name"),
-    (" 3", "the items of a List must be a list, not a number"),
+    ("\n- hello\n- {apiVersion: v1, kind: ConfigMap}", "4: item 1 of the List: a string, expected a "
+     "Kubernetes object\n.*a.yaml:5: ConfigMap/\\?: item 2 of the List: missing metadata.name"),
+    (" 3", "1: the items of a List must be a list, not a number"),
 ])
 def test_bad_list_items_are_errors_naming_the_item(tmp_path, items, message):
-    with pytest.raises(UserError, match=rf"a.yaml:1: {message}$"):
+    with pytest.raises(UserError, match=rf"a.yaml:{message}$"):
         render_text(tmp_path, f"apiVersion: v1\nkind: List\nitems:{items}\n", {})
 
 
@@ -203,3 +204,21 @@ def test_fuzz_values_land_inside_their_scalars(tmp_path_factory, value):
     assert data["single"] == value
     assert data["double"] == value
     assert data["braced"] == f"pre-{value}-post"
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ("{name: a, namespace: {a: b}}", "ConfigMap/a: metadata.namespace must be a string, not a mapping"),
+    ("{name: a, namespace: no}", "ConfigMap/a: metadata.namespace must be a string, not a boolean"),
+    ("{name: 3}", "ConfigMap/?: metadata.name must be a string, not a number"),
+    ("[a]", "ConfigMap/?: metadata must be a mapping, not a list"),
+])
+def test_mistyped_identity_fields_are_named(tmp_path, metadata, message):
+    with pytest.raises(UserError, match=rf"a.yaml:1: {re.escape(message)}$"):
+        render_text(tmp_path, f"apiVersion: v1\nkind: ConfigMap\nmetadata: {metadata}\n", {})
+
+
+def test_a_cluster_scoped_object_with_a_namespace_is_an_error(tmp_path):
+    text = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x, namespace: a}\n"
+    with pytest.raises(UserError, match=r"a.yaml:1: ClusterRole/x: ClusterRole is cluster-scoped: "
+                                        r"remove metadata.namespace$"):
+        render_text(tmp_path, text, {})

@@ -105,7 +105,34 @@ CASES = {
     "list document": Case(app("- apiVersion: v1\n"), first_line=(
         "error: manifests/app/a.yaml:1: document 1 is a list, expected a Kubernetes object")),
     "list item not an object": Case(app("apiVersion: v1\nkind: List\nitems: [hello]\n"), first_line=(
-        "error: manifests/app/a.yaml:1: item 1 of the List: a string, expected a Kubernetes object")),
+        "error: manifests/app/a.yaml:3: item 1 of the List: a string, expected a Kubernetes object")),
+    "namespace not a string": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: {a: b}}\n"),
+                                   first_line=("error: manifests/app/a.yaml:1: ConfigMap/a: metadata.namespace "
+                                               "must be a string, not a mapping")),
+    "cluster-scoped with namespace": Case(app("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n"
+                                              "metadata: {name: x, namespace: demo}\n"), first_line=(
+        "error: manifests/app/a.yaml:1: ClusterRole/x: ClusterRole is cluster-scoped: remove metadata.namespace")),
+    "deep JSON": Case(app('{"a":' * 1200 + "1" + "}" * 1200 + "\n"),
+                      first_line="error: manifests/app/a.yaml:1: document is nested too deeply"),
+    "variable not UTF-8": Case(app(CONFIGMAP.replace("'1'", "$V")), env={"V": "a\udcffb"},
+                               first_line="error: manifests/app/a.yaml:6:6: variable V is not valid UTF-8 text"),
+    "settings not UTF-8": Case({"manifests/app/component.yaml": b"description: caf\xe9\n"},
+                               first_line="error: manifests/app/component.yaml:1: not UTF-8 text (byte 0xe9)"),
+    "unquoted version": Case({"manifests/app/component.yaml": "minVersion: 1.30\n"}, first_line=(
+        "error: manifests/app/component.yaml: setting 'minVersion': quote the version, as \"1.30\" or \"1.3\" "
+        "(unquoted it is the number 1.3)")),
+    "value adds a setting": Case({"manifests/app/component.yaml": "namespace: $D\n"},
+                                 env={"D": "demo\ninstall: false"}, first_line=(
+        "error: manifests/app/component.yaml: namespace 'demo\\ninstall: false' is not a valid namespace "
+        "name (lower-case letters, digits and '-', at most 63)")),
+    "CRD schema mistyped": Case(app(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.ex.com}\n"
+        "spec:\n  group: ex.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: 3\n"
+        "---\napiVersion: ex.com/v1\nkind: Widget\nmetadata: {name: w}\n"), first_line=(
+        "error: manifests/app/a.yaml:8: CustomResourceDefinition/widgets.ex.com: spec.versions: invalid type: "
+        "got integer 3, expected array")),
+    "template into a file": Case(args=("template", "--out", "Makefile.vars"),
+                                 first_line="error: Makefile.vars: cannot write: File exists"),
     "missing name": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"),
                          first_line="error: manifests/app/a.yaml:1: ConfigMap/?: missing metadata.name"),
     "infinite number": Case(app("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nbinaryData: .inf\n"),
