@@ -165,7 +165,14 @@ def values(variable_map):
 def kube_version(args, variable_values):
     from . import validate
 
-    return args.kube_version or variable_values.get("KUBE_VERSION") or validate.supported_versions()[-1]
+    from .errors import UserError
+
+    for value, source in ((args.kube_version, "--kube-version"), (variable_values.get("KUBE_VERSION"), "KUBE_VERSION")):
+        if value:
+            if not validate.VERSION.fullmatch(value.strip()):
+                raise UserError(f"{source}: invalid Kubernetes version {value!r}, expected MAJOR.MINOR like 1.31")
+            return value
+    return validate.supported_versions()[-1]
 
 
 def select_components(args, variable_values, version):
@@ -213,19 +220,21 @@ def render_and_validate(args, check=True, variable_values=None, version=None, on
     return selected, skipped, objects, report, version
 
 
+def skip_reason(component, version):
+    if component.supports(version):  # left out by render_and_validate: imports never vendored
+        return "not vendored yet (make vendor)"
+    bounds = " and ".join(b for b in (component.min_version and f">= {component.min_version}",
+                                      component.max_version and f"<= {component.max_version}") if b)
+    return f"skipped (needs Kubernetes {bounds})"
+
+
 def summary(selected, skipped, objects, report, version, written=None):
     lines = []
     for c in selected:
         count = sum(1 for o in objects if o.component == c.name)
         target = f" -> {written[c.name]}" if written and c.name in written else ""
         lines.append(f"  {c.name}: {count} object{'s' if count != 1 else ''}{target}")
-    for c in skipped:
-        if c.supports(version):  # left out by render_and_validate: imports never vendored
-            lines.append(f"  {c.name}: not vendored yet (make vendor)")
-            continue
-        bounds = " and ".join(b for b in (c.min_version and f">= {c.min_version}",
-                                          c.max_version and f"<= {c.max_version}") if b)
-        lines.append(f"  {c.name}: skipped (needs Kubernetes {bounds})")
+    lines += [f"  {c.name}: {skip_reason(c, version)}" for c in skipped]
     checked = f"valid for Kubernetes {version}" if report else "not validated"
     lines.append(f"{len(objects)} objects from {len(selected)} components, {checked}")
     if report and report.unvalidated:
@@ -246,6 +255,9 @@ def cmd_template(args):
     shown = {id(o): o.data if args.show_secrets else mask(o.data) for o in objects}
     if not args.out:
         sys.stdout.write(dump([shown[id(o)] for o in objects]))
+        for c in skipped:
+            if c.name in (args.components or ()):  # asked for by name: say why it is not there
+                print(f"note: {c.name}: {skip_reason(c, version)}", file=sys.stderr)
         return 0
     texts = {c.name: dump([shown[id(o)] for o in objects if o.component == c.name]) for c in selected}
     written = {}

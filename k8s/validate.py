@@ -34,6 +34,8 @@ def _kubernetes_validate_schemas():
 # k8s/schemas adds 1.23 and 1.24 for the kinds the components use (its README).
 SCHEMA_DIRS = [*_kubernetes_validate_schemas(), os.path.join(os.path.dirname(__file__), "schemas")]
 MAX_ERRORS_PER_OBJECT = 5
+# 1.31, v1.31.2, and what servers report: v1.31.0-rc.1, v1.31.2+k3s1
+VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?")
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 _version_dirs_cache = {}  # tuple(SCHEMA_DIRS) -> {"1.NN": directory}
@@ -143,8 +145,10 @@ def _resolve_version(kube_version):
         raise UserError(f"no Kubernetes schemas found in {SCHEMA_DIRS} (is kubernetes-validate installed?)")
     if kube_version is None:
         return supported[-1]
-    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", str(kube_version).strip())
-    version = f"{int(match[1])}.{int(match[2])}" if match else None
+    match = VERSION.fullmatch(str(kube_version).strip())
+    if not match:
+        raise UserError(f"invalid Kubernetes version {kube_version!r}, expected MAJOR.MINOR like 1.31")
+    version = f"{int(match[1])}.{int(match[2])}"
     if version not in supported:
         raise UserError(f"Kubernetes version {kube_version} is not supported; "
                         f"supported versions are {supported[0]} to {supported[-1]}")

@@ -84,3 +84,22 @@ def test_the_shipped_manifests_render_and_validate_with_the_shipped_defaults(tmp
     assert result.returncode == 0, result.stderr
     assert "valid for Kubernetes" in result.stdout.splitlines()[-1]
     assert os.listdir(tmp_path)
+
+
+def test_template_says_why_a_named_component_is_left_out(project):
+    project.write("manifests/old/component.yaml", 'maxVersion: "1.24"\n')
+    project.write("manifests/old/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    result = project.run("--kube-version", "1.30", "template", "old")
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == "note: old: skipped (needs Kubernetes <= 1.24)\n"
+
+
+def test_kube_version_is_checked_where_it_comes_from(project):
+    project.write("manifests/app/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    bad = project.run("validate", env={"KUBE_VERSION": "banana"})
+    assert (bad.returncode, bad.stderr) == (
+        1, "error: KUBE_VERSION: invalid Kubernetes version 'banana', expected MAJOR.MINOR like 1.31\n")
+    for reported in ("v1.30.0-rc.1", "v1.31.2+k3s1"):  # as servers and kubeadm spell versions
+        good = project.run("validate", env={"KUBE_VERSION": reported})
+        assert good.returncode == 0, good.stderr
+        assert good.stdout.splitlines()[-1] == f"1 objects from 1 components, valid for Kubernetes {reported}"
