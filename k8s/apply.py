@@ -46,6 +46,9 @@ class Outcome:
                 "result": self.result, "message": self.message}
 
 
+DRY_RUN = "(server dry run)"  # after the result of an outcome the server only simulated
+
+
 @dataclass
 class Run:
     """Outcomes of a whole run, in the order they happened, and whether it stopped early."""
@@ -63,6 +66,7 @@ class Run:
     def summary(self):
         order = ["created", "configured", "unchanged", "deleted", "pruned", "not found", "failed",
                  "not applied"]
+        order += [f"{r} {DRY_RUN}" for r in order]
         counts = [f"{self.count(r)} {r}" for r in order if self.count(r)]
         text = ", ".join(counts) or "nothing to do"
         return f"{text}; {self.stopped}" if self.stopped else text
@@ -171,7 +175,7 @@ class Engine:
         else:
             result = "configured"
         if dry_run:
-            result += " (server dry run)"
+            result += " " + DRY_RUN
         return Outcome(obj, result, response=data)
 
     def _resource(self, cluster, obj):

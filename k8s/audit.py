@@ -33,7 +33,6 @@ REMOTE_SUDO (k8s.remote). Nothing here is secret.
 Only the standard library is imported at module level.
 """
 
-import os
 import posixpath
 import sys
 
@@ -228,16 +227,19 @@ def _matches(rule, verb, user, groups, group, resource, subresource, namespace, 
 
 def settings(variables):
     """The AUDIT_* values, checked: paths absolute, numbers non-negative integers."""
+    from .encryption import node_file_problem
+
     value = {name: str(variables.get(name) or default).strip() for name, default in DEFAULTS.items()}
     errors = []
     for name in ("AUDIT_POLICY_PATH", "AUDIT_LOG_PATH"):
         path = value[name]
         if name == "AUDIT_LOG_PATH" and path == "-":
             continue  # standard output
-        if not path.startswith("/") or path.endswith("/") or any(c.isspace() for c in path):
-            errors.append(f"{name} {path!r} must be an absolute file path without spaces")
+        problem = node_file_problem(path)
+        if problem:
+            errors.append(f"{name} {path!r} {problem}")
     for name in ("AUDIT_LOG_MAXAGE", "AUDIT_LOG_MAXBACKUP", "AUDIT_LOG_MAXSIZE"):
-        if not value[name].isdigit():
+        if not (value[name].isascii() and value[name].isdigit()):  # isdigit() alone takes "²"
             errors.append(f"{name} {value[name]!r} must be a whole number (0 or more)")
     if errors:
         raise UserError("; ".join(errors))
@@ -289,13 +291,7 @@ def cmd_policy(args):
     if problems:  # a bug here, never the user's input
         raise UserError(f"the generated audit policy is invalid: {'; '.join(problems)}")
     frag = emit.to_yaml([fragment(v, version)])
-    os.makedirs(args.out, exist_ok=True)
-    policy_path = os.path.join(args.out, POLICY_FILE)
-    fragment_path = os.path.join(args.out, FRAGMENT_FILE)
-    with open(policy_path, "w", encoding="utf-8") as f:
-        f.write(text)
-    with open(fragment_path, "w", encoding="utf-8") as f:
-        f.write(frag)
+    policy_path, fragment_path = cli.write_files(args.out, {POLICY_FILE: text, FRAGMENT_FILE: frag})
     value = settings(v)
     print(f"wrote {policy_path} and {fragment_path} (Kubernetes {version})")
     print(f"next: `NODE=<control-plane node> make audit_install` on each one (puts the policy at "

@@ -145,6 +145,23 @@ def main(argv=None):
         return 0
 
 
+def write_files(folder, files):
+    """Write {file name: text} into `folder` (made if need be); their paths, in order.
+    What the system refuses (a file where the folder should be, no permission) is one line."""
+    from .errors import UserError
+
+    paths = []
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for name, text in files.items():
+            paths.append(os.path.join(folder, name))
+            with open(paths[-1], "w", encoding="utf-8") as f:
+                f.write(text)
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror}", file=err.filename or folder) from None
+    return paths
+
+
 def _error_text(err):
     return "\n".join(f"error: {line}" for line in str(err).splitlines())
 
@@ -247,7 +264,6 @@ def summary(selected, skipped, objects, report, version, written=None):
 
 def cmd_template(args):
     from . import emit
-    from .errors import UserError
     from .secrets import mask
 
     selected, skipped, objects, report, version = render_and_validate(args, check=args.validate)
@@ -259,17 +275,9 @@ def cmd_template(args):
             if c.name in (args.components or ()):  # asked for by name: say why it is not there
                 print(f"note: {c.name}: {skip_reason(c, version)}", file=sys.stderr)
         return 0
-    texts = {c.name: dump([shown[id(o)] for o in objects if o.component == c.name]) for c in selected}
-    written = {}
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        for name, text in texts.items():
-            path = os.path.join(args.out, f"{name}.{args.output}")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            written[name] = path
-    except OSError as err:
-        raise UserError(f"cannot write: {err.strerror}", file=err.filename or args.out) from None
+    texts = {f"{c.name}.{args.output}": dump([shown[id(o)] for o in objects if o.component == c.name])
+             for c in selected}
+    written = dict(zip([c.name for c in selected], write_files(args.out, texts)))
     print(summary(selected, skipped, objects, report, version, written))
     return 0
 
@@ -468,7 +476,7 @@ def cmd_kubeconfig(args):
             token = access.secret_token(cluster, namespace, f"{account}-token")
         else:
             token = access.request_token(cluster, namespace, account,
-                                         float(v.get("USER_TOKEN_HOURS") or 720) * 3600)
+                                         access.token_seconds(v.get("USER_TOKEN_HOURS")))
         admin_path = (args.kubeconfig or os.environ.get("KUBECONFIG") or
                       os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
         config = access.user_kubeconfig(admin_path, cluster.context, v.get("CLUSTER", "kubernetes"),
@@ -499,15 +507,11 @@ def cmd_admission_config(args):
 
     v = values(load_variables(args))
     v["KUBE_VERSION"] = kube_version(args, v)
-    os.makedirs(args.out, exist_ok=True)
-    config = os.path.join(args.out, "admission-config.yaml")
-    fragment = os.path.join(args.out, "kubeadm-admission.yaml")
     api_version, api_server = podsecurity.kubeadm_api_server(kube_version=v["KUBE_VERSION"])
-    with open(config, "w", encoding="utf-8") as f:
-        f.write(emit.to_yaml([podsecurity.admission_configuration(v)]))
-    with open(fragment, "w", encoding="utf-8") as f:
-        f.write(emit.to_yaml([{"apiVersion": api_version, "kind": "ClusterConfiguration",
-                               "apiServer": api_server}]))
+    config, fragment = write_files(args.out, {
+        "admission-config.yaml": emit.to_yaml([podsecurity.admission_configuration(v)]),
+        "kubeadm-admission.yaml": emit.to_yaml([{"apiVersion": api_version, "kind": "ClusterConfiguration",
+                                                 "apiServer": api_server}])})
     print(f"wrote {config} and {fragment}")
     print(f"copy {config} to {podsecurity.DEFAULT_PATH} on every control-plane node and merge "
           f"{fragment} into kubeadm's ClusterConfiguration")

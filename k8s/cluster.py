@@ -20,6 +20,9 @@ RETRIES = 6          # attempts after the first one
 BACKOFF_START = 0.1  # seconds; doubles each attempt
 BACKOFF_MAX = 3.0
 RETRY_STATUS = {429, 500, 502, 503, 504}
+# (connect, read) seconds of every request: a server that takes connections and never
+# answers must not hang a run. Nothing here streams: waits poll with short GETs.
+REQUEST_TIMEOUT = (10, 30)
 
 
 class ApiError(UserError):
@@ -46,21 +49,26 @@ class Cluster:
 
         path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         path = path.split(os.pathsep)[0]
+        _check_kubeconfig(path)
         configuration = client.Configuration()
         try:
             config.load_kube_config(config_file=path, context=context,
                                     client_configuration=configuration, persist_config=False)
-        except (ConfigException, OSError, TypeError, ValueError) as err:
-            text = str(err).strip("'\"")
+        except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as err:
+            text = str(err).strip()
             if "Expected object with name" in text:
                 text = f"no context {context!r} (set ADMIN_CTX/USER_CTX or --context)"
-            raise UserError(f"kubeconfig {path}: {text.splitlines()[0] if text else repr(err)}")
+            raise UserError(f"kubeconfig {path}: {text.splitlines()[0] if text else repr(err)}") from None
+        if not configuration.host.startswith(("https://", "http://")):
+            raise UserError(f"kubeconfig {path}: the server of context {context or _current_context(path)} "
+                            f"is not a URL: {configuration.host!r}")
         configuration.retries = False  # retries are ours: bounded, with backoff, counted
         _throttle_refresh(configuration)
         configuration.connection_pool_maxsize = max(pool_size, 4)
         self.url = configuration.host
         self.context = context or _current_context(path)
         self.api = client.ApiClient(configuration)
+        _default_timeout(self.api.rest_client)
         self._cache_dir = tempfile.mkdtemp(prefix="k8s-toolkit-discovery-")
         self._dynamic = None
         self._resources = {}
@@ -212,7 +220,42 @@ def _retry_after(err):
 
 
 def _refused(err):
-    return "refused" in str(err).lower() or "name or service not known" in str(err).lower()
+    """Whether `err` says the server is not there (refused, unknown, or silent)."""
+    text = str(err).lower()
+    return any(word in text for word in ("refused", "name or service not known", "timed out"))
+
+
+def _default_timeout(rest_client):
+    """Give every request REQUEST_TIMEOUT unless it names its own (the client's default: none)."""
+    request = rest_client.request
+
+    def with_timeout(*args, _request_timeout=None, **kwargs):
+        return request(*args, _request_timeout=_request_timeout or REQUEST_TIMEOUT, **kwargs)
+
+    rest_client.request = with_timeout
+
+
+def _check_kubeconfig(path):
+    """A kubeconfig that is not a readable YAML mapping: one line saying so, before the
+    client trips over it with a message about its own internals."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        return  # the client's own message names the file and the variables to set
+    except OSError as err:
+        raise UserError(f"kubeconfig {path}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"kubeconfig {path}: not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"kubeconfig {path}{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if data is not None and not isinstance(data, dict):
+        raise UserError(f"kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, "
+                        "contexts and users)")
 
 
 def _reason(err):

@@ -210,15 +210,14 @@ def keys_of(doc, path):
     """(keys in order, rewritten key name) of a decrypted document; errors name keys, never values."""
     if not isinstance(doc, dict) or doc.get("kind") != "Secret":
         raise UserError("not the Secret-shaped key document `make encryption_key` writes", file=path)
-    annotations = (doc.get("metadata") or {}).get("annotations") or {}
+    annotations = _mapping(doc, path, "metadata", "annotations")
     try:
         order = parse_order(annotations.get(KEYS_ANNOTATION))
     except ValueError:
         raise UserError(f"annotation {KEYS_ANNOTATION} must list provider:name pairs, comma separated",
                         file=path) from None
-    values = dict(doc.get("data") or {})
-    values = {k: _decode_data(v) for k, v in values.items()}
-    values.update(doc.get("stringData") or {})
+    values = {k: _decode_data(v) for k, v in _mapping(doc, path, "data").items()}
+    values.update(_mapping(doc, path, "stringData"))
     problems, keys = [], []
     for provider, name in order:
         if provider not in PROVIDERS:
@@ -247,8 +246,19 @@ def keys_of(doc, path):
 def _decode_data(value):
     try:
         return base64.b64decode(value or "", validate=True).decode("ascii")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError):
         return None
+
+
+def _mapping(doc, path, *keys):
+    """doc[k1][k2]... as a mapping ({} where absent); anything else is an error naming where."""
+    value = doc
+    for depth, key in enumerate(keys):
+        value = value.get(key) if value is not None else None
+        if value is not None and not isinstance(value, dict):
+            raise UserError(f"{'.'.join(keys[:depth + 1])} must be a mapping", file=path)
+        value = value or {}
+    return value
 
 
 # --- the configuration --------------------------------------------------------------------------
@@ -262,6 +272,12 @@ def resources(value):
     if bad:
         raise UserError(f"ENCRYPTION_RESOURCES: {', '.join(map(repr, bad))} is not a resource name "
                         "(resource or resource.group, e.g. secrets, configmaps, widgets.example.com)")
+    for i, item in enumerate(items):  # kube-apiserver refuses a rule an earlier wildcard covers
+        group = item.partition(".")[2]
+        masking = [w for w in items[:i] if w == "*.*" or (w.startswith("*.") and w[2:] == group)]
+        if masking:
+            raise UserError(f"ENCRYPTION_RESOURCES: {item!r} is covered by {masking[0]!r} before it "
+                            "(kube-apiserver refuses that); list wildcards last")
     return items
 
 
@@ -321,9 +337,21 @@ def fragment(path, kube_version=None):
 
 def config_path(variables):
     path = (variables.get("ENCRYPTION_CONFIG_PATH") or DEFAULTS["ENCRYPTION_CONFIG_PATH"]).strip()
-    if not path.startswith("/") or path.endswith("/") or any(c.isspace() for c in path):
-        raise UserError(f"ENCRYPTION_CONFIG_PATH {path!r} must be an absolute file path without spaces")
+    problem = node_file_problem(path)
+    if problem:
+        raise UserError(f"ENCRYPTION_CONFIG_PATH {path!r} {problem}")
     return path
+
+
+def node_file_problem(path):
+    """Why `path` cannot be a control-plane file that kubeadm mounts its folder of, or None."""
+    import posixpath
+
+    if not path.startswith("/") or path.endswith("/") or not path.isprintable() or " " in path:
+        return "must be an absolute file path without spaces"
+    if posixpath.dirname(posixpath.normpath(path)) == "/":
+        return "must be in a folder of its own: kubeadm mounts that folder into kube-apiserver's container"
+    return None
 
 
 # --- copying a root-only file to a node -----------------------------------------------------------
@@ -407,7 +435,7 @@ class KeyFile:
         with open(self.path, encoding="utf-8") as f:
             docs = sops.load_encrypted(f.read())
         doc = next((d for d in docs or () if isinstance(d, dict) and d.get("kind")), {})
-        annotations = (doc.get("metadata") or {}).get("annotations") or {}
+        annotations = _mapping(doc, self.path, "metadata", "annotations")
         try:
             return parse_order(annotations.get(KEYS_ANNOTATION)), annotations.get(REWRITTEN_ANNOTATION)
         except ValueError:

@@ -6,7 +6,6 @@ to a node are in `k8s.encryption`; the rewrite of every object in
 `render.py --help` stays fast; each command imports what it needs.
 """
 
-import os
 import sys
 
 from .encryption import (DEFAULTS, FRAGMENT_FILE, KEY_BYTES, KEY_FILE, MASK, RESTART_HINT, Key, KeyFile,
@@ -81,10 +80,7 @@ def cmd_config(args):
     keys = [Key(p, n, MASK) for p, n in labels]
     version = cli.kube_version(args, v)
     frag = emit.to_yaml([fragment(path, version)])
-    os.makedirs(args.out, exist_ok=True)
-    target = os.path.join(args.out, FRAGMENT_FILE)
-    with open(target, "w", encoding="utf-8") as f:
-        f.write(frag)
+    target, = cli.write_files(args.out, {FRAGMENT_FILE: frag})
     sys.stdout.write(config_text(keys, names, path,
                                  note="keys masked: `make encryption_install` copies the real file"))
     sys.stdout.write(f"# kubeadm ClusterConfiguration fragment for Kubernetes {version}, "

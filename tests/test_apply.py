@@ -304,3 +304,14 @@ def test_explicit_dependencies_move_an_object_after_its_target():
         order.tiers([b, c], ["c"])
     with pytest.raises(UserError, match="'Secret/x' is not an object of this run"):
         order.tiers([obj("ConfigMap", "e", annotations={"k8s-toolkit/depends-on": "Secret/x"})], ["c"])
+
+
+def test_a_dry_run_summary_counts_what_the_server_simulated():
+    from k8s.apply import DRY_RUN, Outcome, Run
+
+    cm = RenderedObject({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}, "app",
+                        Source("a.yaml", 1, 0, ""))
+    run = Run([Outcome(cm, f"configured {DRY_RUN}"), Outcome(cm, f"unchanged {DRY_RUN}"),
+               Outcome(cm, f"configured {DRY_RUN}")])
+    assert run.summary() == "2 configured (server dry run), 1 unchanged (server dry run)"
+    assert Run().summary() == "nothing to do"

@@ -269,3 +269,22 @@ def test_audit_install_failures_are_one_line(run, monkeypatch, sshd_factory):
     assert result.code == 2  # argparse: not a host, an option
     result = run("audit", "install", "--", "-oProxyCommand=x")
     assert (result.code, result.err) == (1, "error: '-oProxyCommand=x' is not a host name to ssh to\n")
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("AUDIT_LOG_MAXAGE", "²", "must be a whole number"),
+    ("AUDIT_POLICY_PATH", "/policy.yaml", "must be in a folder of its own"),
+])
+def test_settings_refuse_what_kube_apiserver_would_choke_on(name, value, message):
+    from k8s.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        audit.settings({name: value})
+
+
+def test_out_onto_a_file_is_one_error_line(tmp_path):
+    from k8s.errors import UserError
+
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(UserError, match=r"taken: cannot write: File exists$"):
+        cli.write_files(str(tmp_path / "taken"), {"a.yaml": "a: 1\n"})

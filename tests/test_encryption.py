@@ -537,3 +537,32 @@ def test_register_adds_the_commands_once():
     assert (args.run, args.nodes) == (encryption_cli.cmd_install, ["a", "b"])
     args = parser.parse_args(["encryption-config", "--show-key"])
     assert (args.run, args.show_key, args.out) == (encryption_cli.cmd_config, True, "build")
+
+
+@pytest.mark.parametrize("value, covered, wildcard", [
+    ("*.* secrets", "secrets", "*.*"),
+    ("*.apps deployments.apps", "deployments.apps", "*.apps"),
+])
+def test_a_resource_behind_a_wildcard_is_refused(value, covered, wildcard):
+    with pytest.raises(UserError, match=rf"'{covered}' is covered by '\{wildcard[0]}{wildcard[1:]}' before it"):
+        encryption.resources(value)
+    assert encryption.resources("secrets deployments.apps *.apps *.*") == [
+        "secrets", "deployments.apps", "*.apps", "*.*"]
+
+
+@pytest.mark.parametrize("path, ok", [("/etc/kubernetes/enc/config.yaml", True), ("/config.yaml", False),
+                                      ("/etc/a\nb/c.yaml", False), ("relative/c.yaml", False)])
+def test_node_files_need_a_folder_of_their_own(path, ok):
+    assert (encryption.node_file_problem(path) is None) == ok
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"kind": "Secret", "metadata": "hello"}, "metadata must be a mapping"),
+    ({"kind": "Secret", "metadata": {"annotations": ["a"]}}, "metadata.annotations must be a mapping"),
+    ({"kind": "Secret", "data": "x",
+      "metadata": {"annotations": {encryption.KEYS_ANNOTATION: "aescbc:key-20260101T000000Z"}}},
+     "data must be a mapping"),
+])
+def test_a_mistyped_key_document_is_named(doc, message):
+    with pytest.raises(UserError, match=rf"^secrets/etcd-encryption.yml: {message}$"):
+        encryption.keys_of(doc, "secrets/etcd-encryption.yml")

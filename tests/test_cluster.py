@@ -1,0 +1,41 @@
+"""Cluster: what a broken kubeconfig or a silent server gives, one line each."""
+
+import socket
+import time
+
+import pytest
+
+from k8s import cluster
+from k8s.errors import UserError
+
+from .apiserver import write_kubeconfig
+
+
+def test_a_server_that_never_answers_times_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "REQUEST_TIMEOUT", (1, 1))
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        with cluster.Cluster(write_kubeconfig(tmp_path / "kubeconfig", url)) as c:
+            with pytest.raises(UserError, match=rf"^cannot reach the API server {url} .*timed out"):
+                c.version()
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("text, message", [
+    ("clusters: [\n", r"kubeconfig .*kubeconfig:2: invalid YAML: "),
+    ("just text\n", r"kubeconfig .*kubeconfig: not a kubeconfig \(expected a mapping"),
+])
+def test_a_kubeconfig_that_is_not_one_is_named(tmp_path, text, message):
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        cluster.Cluster(str(path))
+
+
+def test_a_server_that_is_not_a_url_is_named(tmp_path):
+    path = write_kubeconfig(tmp_path / "kubeconfig", "not a url")
+    with pytest.raises(UserError, match=r"kubeconfig .*: the server of context .* is not a URL: 'not a url'$"):
+        cluster.Cluster(path)
