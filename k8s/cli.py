@@ -120,6 +120,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .errors import UserError
 
+    if not args.debug:  # the kubernetes client logs to the root logger what we report as one line
+        import logging
+
+        logging.getLogger().addHandler(logging.NullHandler())
+
     try:
         return args.run(args) or 0
     except UserError as err:

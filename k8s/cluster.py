@@ -154,7 +154,9 @@ class Cluster:
         body = _status_body(err)
         message = body.get("message") or getattr(err, "reason", "") or str(err)
         reason = body.get("reason") or ""
-        if status == 401:
+        if status == 0:  # the client's word for "no HTTP answer": TLS refused, for one
+            message = f"cannot reach the API server {self.url} (context {self.context}): {message}"
+        elif status == 401:
             message = (f"the API server {self.url} rejected the credentials of context "
                        f"{self.context} (401 Unauthorized): {message}")
         elif status in RETRY_STATUS and retried:
