@@ -18,6 +18,26 @@ from .cluster import ApiError
 from .errors import UserError
 
 CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+DEFAULT_TOKEN_HOURS = 720
+MIN_TOKEN_SECONDS = 600  # the TokenRequest API refuses less than 10 minutes
+MAX_TOKEN_HOURS = 24 * 366 * 10  # ten years: more is a typo, not a token lifetime
+
+
+def token_seconds(hours):
+    """USER_TOKEN_HOURS (a text; empty: the default) as the token's lifetime in whole seconds."""
+    import math
+
+    text = str(hours or "").strip()
+    if not text:
+        return DEFAULT_TOKEN_HOURS * 3600
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number * 3600 < MIN_TOKEN_SECONDS or number > MAX_TOKEN_HOURS:
+        raise UserError(f"USER_TOKEN_HOURS must be a number of hours from {MIN_TOKEN_SECONDS / 3600:.2f} "
+                        f"(10 minutes) to {MAX_TOKEN_HOURS}, got {hours!r}")
+    return int(number * 3600)
 
 
 def request_token(cluster, namespace, account, seconds):
@@ -64,13 +84,19 @@ def user_kubeconfig(admin_path, admin_context, cluster_name, namespace, token):
 
     with open(admin_path, encoding="utf-8") as f:
         admin = yaml.safe_load(f) or {}
-    by_name = {kind: {e.get("name"): e for e in admin.get(kind) or []}
+    if not isinstance(admin, dict):
+        raise UserError(f"kubeconfig {admin_path}: expected a mapping")
+    by_name = {kind: {e.get("name"): e for e in admin.get(kind) or [] if isinstance(e, dict)}
                for kind in ("contexts", "clusters", "users")}
     context = by_name["contexts"].get(admin_context)
     if context is None:
         raise UserError(f"kubeconfig {admin_path}: no context {admin_context!r} (set ADMIN_CTX)")
-    cluster_entry = by_name["clusters"].get(context["context"]["cluster"])
-    admin_user = by_name["users"].get(context["context"]["user"])
+    fields = context.get("context") if isinstance(context.get("context"), dict) else {}
+    for field in ("cluster", "user"):
+        if not isinstance(fields.get(field), str) or not fields[field]:
+            raise UserError(f"kubeconfig {admin_path}: context {admin_context!r} has no {field}")
+    cluster_entry = by_name["clusters"].get(fields["cluster"])
+    admin_user = by_name["users"].get(fields["user"])
     if cluster_entry is None or admin_user is None:
         raise UserError(f"kubeconfig {admin_path}: context {admin_context!r} names a missing "
                         "cluster or user")
@@ -92,21 +118,38 @@ def user_kubeconfig(admin_path, admin_context, cluster_name, namespace, token):
 
 
 def write_private(path, text):
-    """Write `text` to `path` with mode 0600 from the first byte, replacing it atomically."""
+    """Write `text` to `path` with mode 0600 from the first byte, replacing it atomically.
+
+    Any failure to write is a UserError naming `path`."""
+    if os.path.isdir(path):
+        raise UserError("is a directory: name the file to write", file=path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".kubeconfig-")  # mkstemp creates 0600
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".kubeconfig-")  # mkstemp creates 0600
+    except FileExistsError:  # a file where a folder of the path should be
+        raise UserError(f"cannot write it: {folder} is not a directory", file=path) from None
+    except OSError as err:
+        raise UserError(f"cannot write it: {err.strerror or err}", file=path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write it: {err.strerror or err}", file=path) from None
         raise
 
 
 def untaint(cluster, node):
     """Remove the control-plane taints from `node`; returns the keys removed."""
+    from .errors import UsageError
+    from .nodes import node_name_problem
+
+    problem = node_name_problem(node)
+    if problem:
+        raise UsageError(f"NODE: {problem}")
     resource = cluster.resource("v1", "Node")
     try:
         current = json.loads(cluster.call(lambda: cluster.dynamic.get(

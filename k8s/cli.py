@@ -97,13 +97,31 @@ def build_parser():
     return parser
 
 
+def _positive(kind):
+    """An argparse type: a finite number above 0 of `kind` (int or float)."""
+    import argparse
+    import math
+
+    def parse(text):
+        try:
+            number = kind(text)
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or number <= 0:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        return number
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def _cluster_options(p, applying=True):
     p.add_argument("--context", help="kubeconfig context for every component "
                                      "(default: $ADMIN_CTX or $USER_CTX, per component)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    p.add_argument("--parallel", type=int, default=8, metavar="N",
+    p.add_argument("--parallel", type=_positive(int), default=8, metavar="N",
                    help="concurrent requests inside a tier (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
+    p.add_argument("--timeout", type=_positive(float), default=300, metavar="SECONDS",
                    help="how long each tier's waits may take (default: %(default)s)")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     if applying:
@@ -474,8 +492,13 @@ def _admin_cluster(args, variable_values):
 def cmd_kubeconfig(args):
     from . import access, emit
 
+    from .errors import UserError
+
     v = values(load_variables(args))
-    namespace, account = v["K8S_NAMESPACE"], f"{v['K8S_NAMESPACE']}-user"
+    namespace = v.get("K8S_NAMESPACE")
+    if not namespace:
+        raise UserError("K8S_NAMESPACE is not set: the user's namespace (Makefile.vars)")
+    account = f"{namespace}-user"
     with _admin_cluster(args, v) as cluster:
         if v.get("LONG_LIVED_USER_TOKEN") == "true":
             token = access.secret_token(cluster, namespace, f"{account}-token")
@@ -495,8 +518,11 @@ def cmd_kubeconfig(args):
 
 
 def cmd_untaint(args):
-    from . import access
+    from . import access, nodes
+    from .errors import UsageError
 
+    if problem := nodes.node_name_problem(args.node):
+        raise UsageError(problem)
     v = values(load_variables(args))
     print(f"warning: pods on {args.node} can reach the control plane's credentials; "
           "only do this on a single-node cluster", file=sys.stderr)

@@ -36,6 +36,15 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 _NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_NAME = re.compile(_NAME)
 _PREFIX = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
+_NODE_NAME = _PREFIX  # a DNS-1123 subdomain, as node names are
+
+
+def node_name_problem(name):
+    """Why `name` cannot be a Kubernetes node's name (a DNS-1123 subdomain), or None."""
+    if not isinstance(name, str) or not name or len(name) > 253 or not _NODE_NAME.fullmatch(name):
+        return (f"{name!r} is not a node name (a DNS-1123 subdomain: at most 253 lowercase letters, "
+                "digits, '-' and '.', starting and ending with a letter or digit)")
+    return None
 
 
 def label_key_problem(key):
@@ -85,6 +94,10 @@ def load(directory, variables):
     wanted, lines = {}, {}
     for node, node_labels in labels.items():
         lines[node] = reader.line(["labels", node])
+        problem = node_name_problem(node)
+        if problem:
+            reader.error(["labels", node], f"node {problem}{reader.origin(['labels', node])}")
+            continue
         if node_labels is None:
             node_labels = {}
         if not isinstance(node_labels, dict):
@@ -197,7 +210,8 @@ def apply_labels(cluster, steps, nodes, force=False, dry_run=False, parallel=4, 
             response = cluster.call(lambda: cluster.dynamic.server_side_apply(
                 resource, body=obj.data, name=name, **params), obj=obj.ref)
         except ApiError as err:
-            hint = "; --force-conflicts takes the labels over" if err.status == 409 else ""
+            hint = "; --force-conflicts takes the labels over" \
+                if err.status == 409 and "--force-conflicts" not in err.message else ""
             return Outcome(obj, "failed", err.message + hint), []
         after = json.loads(response.data)
         return _outcome(obj, before, after, labels, dry_run), _notes(name, before, after, labels)

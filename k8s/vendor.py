@@ -89,7 +89,10 @@ def file_name(url):
     """The file name an import lands in: the last segment of the URL's path."""
     from urllib.parse import unquote, urlsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:
+        raise UserError(f"import {url!r} is not a valid URL: {err}") from None
     name = unquote(parts.path.rpartition("/")[2])
     if not _FILE_NAME.fullmatch(name):
         raise UserError(f"import {url!r} has no usable file name at the end of its path "
@@ -107,7 +110,12 @@ def planned(component):
         if not isinstance(url, str) or not url:
             errors.append(UserError(f"imports: expected URLs, got {url!r}", file=settings))
             continue
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError as err:
+            errors.append(UserError(f"import {url!r} is not a valid URL: {err}", file=settings))
+            continue
         if parts.scheme not in ("https", "http") or not parts.hostname:
             errors.append(UserError(f"import {url!r} is not an https:// URL", file=settings))
             continue
@@ -332,12 +340,18 @@ def vendor(components, vendor_root, update=False, timeout=DEFAULT_TIMEOUT, out=N
     files, staged = [], []
     try:
         for component in sorted({name for name, _, _ in plan}):
-            _remove_leftovers(os.path.join(vendor_root, component))
+            folder = os.path.join(vendor_root, component)
+            if os.path.lexists(folder) and not os.path.isdir(folder):
+                raise UserError("is not a folder: remove it, make vendor makes the folder", file=folder)
+            _remove_leftovers(folder)
         for component, url, rel in plan:
             entry = old.get((component, url))
             if entry and entry.file != rel:
                 entry = None
             path = _local(vendor_root, rel)
+            if os.path.isdir(path):
+                errors.append(UserError(f"is a directory, not the file of {url}: remove it", file=path))
+                continue
             if not update and entry and _matches(path, entry):
                 new[component, url] = entry
                 files.append(("ok", entry))
@@ -367,7 +381,10 @@ def vendor(components, vendor_root, update=False, timeout=DEFAULT_TIMEOUT, out=N
             _say(out, vendor_root, action, fresh)
         raise_all(errors)
         for tmp, path in staged:
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                raise UserError(f"cannot write: {err.strerror}", file=path) from None
         staged = []
     finally:
         for tmp, _ in staged:
@@ -405,8 +422,11 @@ def _download(url, directory, timeout):
     import urllib.error
     import urllib.request
 
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=directory)
+    except OSError as err:
+        raise UserError(f"cannot write into it: {err.strerror}", file=directory) from None
     digest, size = hashlib.sha256(), 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
@@ -476,8 +496,11 @@ def _write_lock(vendor_root, entries, wanted):
     except FileNotFoundError:
         if not wanted:
             return False
-    os.makedirs(vendor_root, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=vendor_root)
+    try:
+        os.makedirs(vendor_root, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=vendor_root)
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror}", file=path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -485,8 +508,10 @@ def _write_lock(vendor_root, entries, wanted):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         _unlink(tmp)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write: {err.strerror}", file=path) from None
         raise
     return True
 
@@ -541,8 +566,12 @@ def register(commands, common=None):
 
 def cmd_vendor(args):
     """`render.py vendor`: vendor the named components (all by default), whatever their versions."""
+    import math
+
     from . import cli, components
 
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     found = components.discover(args.manifests, cli.values(cli.load_variables(args)))
     names = list(args.components or [])
     unknown = sorted(set(names) - {c.name for c in found})

@@ -52,7 +52,11 @@ _SUFFIX = {"": 0, "n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 _NODE_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")  # a DNS-1123 subdomain
-_VOLUME_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?")  # a PV name part and a label value
+_VOLUME_NAME = _NODE_NAME  # a PV name part (DNS-1123 subdomain) and a label value (at most 63)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # no place in a path, a PV or a command line
+MAX_COUNT = 10000  # volumes in one pool: far more than a node holds, few enough to render at once
+MAX_NAME = 253  # a PersistentVolume's name: a DNS-1123 subdomain
+MAX_LABEL_VALUE = 63
 _OWNER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a user or group name, or a number
 
 
@@ -257,14 +261,40 @@ class Where:
 class _Reader:
     """Typed access to one YAML document's fields, with errors that name the line."""
 
-    def __init__(self, file, text, raw_text, doc_index):
+    def __init__(self, file, text, raw_text, doc_index, data=None):
         self.file, self.text, self.raw, self.doc_index = file, text, raw_text, doc_index
+        self.data, self._unexpanded = data, False
         self.errors = []
 
     def line(self, path):
         from . import kubeyaml
 
-        return kubeyaml.line_of(self.text, self.file, self.doc_index, path)
+        return kubeyaml.line_of(self.text, self.file, self.doc_index, self._text_path(path))
+
+    def _text_path(self, path):
+        """`path` (keys of the expanded data) as keys of `text`: a key with a variable
+        (`kube1.$DOMAIN:`) is found by its position in its mapping."""
+        if self._unexpanded is False:
+            from . import kubeyaml
+
+            try:
+                docs = kubeyaml.load_all(self.text, self.file)
+                self._unexpanded = next((d.data for d in docs if d.index == self.doc_index), None)
+            except UserError:
+                self._unexpanded = None
+        node, raw, found = self.data, self._unexpanded, []
+        for key in path:
+            if isinstance(node, dict) and isinstance(raw, dict) and key in node and len(node) == len(raw):
+                raw_key = list(raw)[list(node).index(key)]
+                node, raw = node[key], raw[raw_key]
+                found.append(raw_key)
+            elif isinstance(node, list) and isinstance(raw, list) and isinstance(key, int) \
+                    and 0 <= key < min(len(node), len(raw)):
+                node, raw = node[key], raw[key]
+                found.append(key)
+            else:
+                return found + list(path[len(found):])
+        return found
 
     def error(self, path, message):
         self.errors.append(UserError(message, file=self.file, line=self.line(path)))
@@ -295,7 +325,10 @@ class _Reader:
     def string(self, value, path, what, required=True):
         if value is None and not required:
             return None
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        if value == "":
+            self.error(path, f"{what} is empty{self.origin(path)}")
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
             self.error(path, f"{what} must be a string, got {_type(value)}{self.origin(path)}")
             return None
         return str(value)
@@ -389,7 +422,7 @@ def _load_document(path, variables):
         raise UserError("expected one YAML document, found several", file=path, line=docs[1].line)
     if not docs:
         return None, _Reader(path, text, raw, 0)
-    return docs[0].data, _Reader(path, text, raw, docs[0].index)
+    return docs[0].data, _Reader(path, text, raw, docs[0].index, docs[0].data)
 
 
 def load(directory, variables, need_claims=True):
@@ -413,7 +446,9 @@ def load(directory, variables, need_claims=True):
     root = reader.string(data.get("root"), ["root"], "root")
     if root is not None:
         normalized = posixpath.normpath(root)
-        if not root.startswith("/") or normalized == "/":
+        if _CONTROL.search(root):
+            reader.error(["root"], f"root {root!r}{reader.origin(['root'])} contains a control character")
+        elif not root.startswith("/") or normalized == "/":
             reader.error(["root"], f"root must be an absolute directory other than /, "
                                    f"got {reader.shown(root, ['root'])}")
         layout.root = normalized
@@ -422,6 +457,7 @@ def load(directory, variables, need_claims=True):
     _read_volumes(reader, data.get("volumes"), layout)
     _check_names(reader, layout)
     _check_paths(reader, layout)
+    _check_object_names(reader, layout)
     raise_all(reader.errors)
     claims_path = os.path.join(directory, CLAIMS_FILE)
     if need_claims and os.path.isfile(claims_path):
@@ -455,6 +491,10 @@ def _read_pools(reader, value, layout):
         if name is not None:
             _valid_name(reader, name, at + ["name"], "pool")
         count = reader.count(item.get("count"), at + ["count"], f"{what}: count")
+        if count is not None and count > MAX_COUNT:
+            reader.error(at + ["count"], f"{what}: count {count}{reader.origin(at + ['count'])} is more "
+                                         f"than {MAX_COUNT} volumes")
+            count = None
         size = reader.quantity(item.get("size"), at + ["size"], what)
         mode = reader.mode(item.get("mode", f"{POOL_MODE:04o}"), at + ["mode"], what)
         owner = reader.owner(item.get("owner"), at + ["owner"], what)
@@ -527,6 +567,9 @@ def _volume_path(reader, value, path, what, layout):
     text = reader.string(value, path, f"{what}: path")
     if text is None:
         return None
+    if _CONTROL.search(text):
+        reader.error(path, f"{what}: path {text!r}{reader.origin(path)} contains a control character")
+        return None
     normalized = posixpath.normpath(text)
     if not text.startswith("/") or not normalized.startswith(layout.root + "/"):
         reader.error(path, f"{what}: path {text}{reader.origin(path)} is outside K8S_VOLUMES_PATH "
@@ -572,6 +615,31 @@ def _check_names(reader, layout):
                 message = (f"volume {name} has the same PersistentVolume name as {name_of} of "
                            f"{other.kind} {other.name}")
             reader.errors.append(UserError(message, file=entry.file, line=entry.line))
+
+
+def _check_object_names(reader, layout):
+    """Every PersistentVolume name a DNS-1123 subdomain of at most 253 characters, every
+    label value at most 63: the node's short name and the volume's come together only here."""
+    for entry in layout.entries:
+        last = POOL_VOLUME.format(size=entry.size, index=entry.count) if entry.kind == "pool" else entry.name
+        for node in layout.nodes if entry.nodes is None else entry.nodes:
+            volume = Volume(node, last, entry.path, entry.size, entry)
+            name = volume.pv_name
+            problem = None
+            if len(name) > MAX_NAME:
+                problem = f"PersistentVolume name {_clip(name)} has {len(name)} characters, more than {MAX_NAME}"
+            elif not _NODE_NAME.fullmatch(name):
+                problem = f"PersistentVolume name {name!r} is not a DNS-1123 subdomain"
+            elif len(volume.group) > MAX_LABEL_VALUE:
+                problem = f"label {GROUP_LABEL}={volume.group} is longer than {MAX_LABEL_VALUE} characters"
+            if problem:
+                reader.errors.append(UserError(f"{entry.kind} {entry.name} on node {_clip(node)}: {problem}",
+                                               file=entry.file, line=entry.line))
+                break
+
+
+def _clip(text, keep=40):
+    return text if len(text) <= keep else f"{text[:keep]}..."
 
 
 def _check_paths(reader, layout):

@@ -78,3 +78,75 @@ def test_untaint_master_removes_only_the_control_plane_taints(tmp_path):
         missing = make("untaint_master", {"KUBECONFIG": str(admin), "NODE": "ghost"})
         assert missing.returncode == 2
         assert "error: node ghost not found in the cluster" in missing.stderr
+
+
+# --- bad input: one error line, no traceback -------------------------------------
+
+def render_py(env, *args):
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "KUBECONFIG_OUT")}
+    full.update(env)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), *args], cwd=ROOT, env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_user_token_hours_must_be_a_sane_number_of_hours(tmp_path):
+    import pytest
+
+    from k8s import access
+    from k8s.errors import UserError
+
+    assert access.token_seconds("2") == 7200
+    assert access.token_seconds("") == access.token_seconds(None) == 720 * 3600
+    for bad in ("abc", "nan", "inf", "-inf", "0", "-1", "0.1", "1e9"):
+        with pytest.raises(UserError, match=r"^USER_TOKEN_HOURS must be a number of hours from 0.17 "
+                                            r"\(10 minutes\) to 87840, got "):
+            access.token_seconds(bad)
+    with ApiServer(version="1.33.1") as server:
+        admin = server.kubeconfig(tmp_path / "admin.conf")
+        result = render_py({"KUBECONFIG": str(admin), "USER_TOKEN_HOURS": "inf"},
+                           "kubeconfig", "--out", str(tmp_path / "out.conf"))
+        assert (result.returncode, result.stderr) == (1, "error: USER_TOKEN_HOURS must be a number of hours "
+                                                         "from 0.17 (10 minutes) to 87840, got 'inf'\n")
+        assert server.find_requests(method="POST", path=TOKEN_PATH) == []
+
+
+def test_an_admin_context_without_a_user_is_one_line(tmp_path):
+    from k8s import access
+    from k8s.errors import UserError
+
+    path = tmp_path / "admin.conf"
+    path.write_text("contexts:\n- name: admin\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster: {}\n")
+    try:
+        access.user_kubeconfig(str(path), "admin", "kubernetes", "worker", "t")
+    except UserError as err:
+        assert str(err) == f"kubeconfig {path}: context 'admin' has no user"
+    else:
+        raise AssertionError("no error")
+
+
+def test_an_out_file_that_cannot_be_written_is_one_line(tmp_path):
+    with ApiServer(version="1.33.1") as server:
+        admin = server.kubeconfig(tmp_path / "admin.conf")
+        server.emulator[f"post {TOKEN_PATH}"] << {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "status": {"token": "t"}}
+        (tmp_path / "file").write_text("x\n")
+        for out, message in ((tmp_path, "is a directory: name the file to write"),
+                             (tmp_path / "file" / "kc", f"cannot write it: {tmp_path / 'file'} is not a directory"),
+                             ("/proc/no-such-dir/kc", "cannot write it: No such file or directory")):
+            result = render_py({"KUBECONFIG": str(admin)}, "kubeconfig", "--out", str(out))
+            assert (result.returncode, result.stderr) == (1, f"error: {out}: {message}\n"), out
+
+
+def test_untaint_refuses_what_is_not_a_node_name_before_asking_the_api_server(tmp_path):
+    with ApiServer(version="1.33.1", nodes=0) as server:
+        admin = server.kubeconfig(tmp_path / "admin.conf")
+        server.clear_requests()
+        for node in ("?watch=1", "", "..", "kube1/x", "Kube1"):
+            result = render_py({"KUBECONFIG": str(admin)}, "untaint", node)
+            assert result.returncode == 2, (node, result.stderr)
+            assert result.stderr.splitlines()[-1].startswith(f"error: NODE: {node!r} is not a node name "
+                                                             "(a DNS-1123 subdomain"), result.stderr
+        assert server.find_requests(path="/api/v1/nodes") == []

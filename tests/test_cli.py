@@ -103,3 +103,22 @@ def test_kube_version_is_checked_where_it_comes_from(project):
         good = project.run("validate", env={"KUBE_VERSION": reported})
         assert good.returncode == 0, good.stderr
         assert good.stdout.splitlines()[-1] == f"1 objects from 1 components, valid for Kubernetes {reported}"
+
+
+def test_command_line_numbers_and_names_are_checked_before_anything_runs(project):
+    for args, message in [
+        (("untaint", "?watch=1"), "error: '?watch=1' is not a node name"),
+        (("apply", "--parallel", "0", "app"), "argument --parallel: expected a number above 0, got '0'"),
+        (("persistent", "--timeout", "nan"), "argument --timeout: expected a number above 0, got 'nan'"),
+    ]:
+        result = project.run(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr.splitlines()[-1], (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_kubeconfig_needs_the_user_namespace(project):
+    project.write("Makefile.vars", "")
+    result = project.run("kubeconfig")
+    assert (result.returncode, result.stderr) == (
+        1, "error: K8S_NAMESPACE is not set: the user's namespace (Makefile.vars)\n")

@@ -119,7 +119,8 @@ def test_a_conflicting_value_fails_until_forced(project, cluster):
     failed = [line for line in result.stdout.splitlines() if " failed: " in line]
     assert len(failed) == 1 and failed[0].startswith("node/kube2.example.com failed: Apply failed with 1 conflict: "
                                                      'conflict with "kubectl-label"')
-    assert failed[0].endswith("; --force-conflicts takes the labels over")
+    assert failed[0].endswith("(409 Conflict; --force-conflicts takes these fields over)")
+    assert failed[0].count("--force-conflicts") == 1
     assert labels(cluster, "kube2.example.com")["service.data-sync"] == "deny"
     forced = cli(project, "node-labels", "--force-conflicts")
     assert forced.returncode == 0, forced.stderr
@@ -186,3 +187,16 @@ def test_owned_labels_reads_managed_fields():
     assert nodes.owned_labels(node, MANAGER) == {"a", "b/c"}
     assert nodes.other_owners(node, "a", MANAGER) == ["kubectl-label"]
     assert nodes.node_body("n", {}) == {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}
+
+
+@pytest.mark.parametrize("key,env", [("kube1.$DOMAIN", {"DOMAIN": ""}), ("kube1..$DOMAIN", {}),
+                                     ("Kube1", {}), ("'?watch=1'", {}), ("a" * 254, {})])
+def test_node_names_must_be_dns_subdomains_and_errors_name_the_key_line(project, cluster, key, env):
+    write_map(project, f"labels:\n  kube2.example.com:\n    a: b\n  {key}:\n    a: b\n")
+    result = cli(project, "node-labels", env=env)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: volumes/nodes.yaml:4: node '"), line
+    assert "is not a node name (a DNS-1123 subdomain" in line
+    assert line.endswith(" (from $DOMAIN)") == ("$DOMAIN" in key)
+    assert cluster.writes() == []

@@ -538,3 +538,55 @@ def test_shipped_components_import_their_pinned_release_urls():
         f"{values['VERSION_GATEWAY_API']}/standard-install.yaml")
     assert by_name["gateway-api"].install is (values["GATEWAY_API"] == "true")
     assert by_name["cert-manager"].depends == ["ingress-nginx"]
+
+
+# --- bad input found by testing: one line each, no traceback ----------------------
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
+def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(checkout, timeout):
+    from k8s import cli
+
+    args = cli.build_parser().parse_args(["vendor", "--timeout", timeout])
+    with pytest.raises(UserError, match=rf"^--timeout must be a positive number of seconds, "
+                                        rf"got {timeout}$") as err:
+        args.run(args)
+    assert err.value.exit_code == 2
+
+
+def test_an_invalid_ipv6_url_names_component_yaml(checkout):
+    c = component("bad", ["https://[::1/x.yaml"], {})
+    with pytest.raises(UserError) as err:
+        vendor.planned(c)
+    assert str(err.value) == ("manifests/bad/component.yaml: import 'https://[::1/x.yaml' is not a valid URL: "
+                              "Invalid IPv6 URL")
+
+
+def test_a_lock_that_is_a_directory_and_a_vendor_file_are_one_line(checkout, upstream):
+    os.makedirs("vendor/lock.yaml")
+    with pytest.raises(UserError, match=r"^vendor/lock.yaml: cannot read: Is a directory$"):
+        run([widgets(upstream)])
+    os.rmdir("vendor/lock.yaml")
+    os.rmdir("vendor")
+    with open("vendor", "w") as f:
+        f.write("not a folder\n")
+    with pytest.raises(UserError, match=r"^vendor/lock.yaml: cannot read: Not a directory$"):
+        run([widgets(upstream)])
+    os.remove("vendor")
+    os.makedirs("vendor")
+    with open("vendor/widgets", "w") as f:  # a file where a component's folder goes
+        f.write("not a folder\n")
+    with pytest.raises(UserError, match=r"^vendor/widgets: is not a folder: remove it, make vendor makes the "
+                                        r"folder$"):
+        run([widgets(upstream)])
+
+
+def test_a_directory_where_a_vendored_file_goes_is_one_line_and_nothing_is_restored(checkout, upstream):
+    run([widgets(upstream)])
+    lock = read("vendor/lock.yaml")
+    os.remove("vendor/widgets/app.yaml")
+    os.makedirs("vendor/widgets/app.yaml")
+    with pytest.raises(UserError) as err:
+        run([widgets(upstream)])
+    url = f"{upstream.url}/releases/download/v1.0.0/app.yaml"
+    assert str(err.value) == f"vendor/widgets/app.yaml: is a directory, not the file of {url}: remove it"
+    assert read("vendor/lock.yaml") == lock and os.path.isdir("vendor/widgets/app.yaml")

@@ -301,6 +301,29 @@ BAD_INPUT = [
      "volumes/claims.yaml:4: claim c: a claim on pool pool-s cannot name a node (its volumes are interchangeable)"),
     ("claim on a node without the volume", None, "claims:\n- name: c\n  volume: mythtv\n  node: kube2\n", {},
      "volumes/claims.yaml:4: claim c: volume mythtv is not on node kube2.example.com"),
+    ("a pool too large to render", None, None, {"POOL_NUM_SMALL": "1000000"},
+     "volumes/layout.yaml:4: pool pool-s: count 1000000 (from $POOL_NUM_SMALL) is more than 10000 volumes"),
+    ("two dots in a name", None, None, {"LOCAL_VOLUMES": "a..b"},
+     "volumes/layout.yaml:11: invalid volume name 'a..b' (from $NAMED_VOLUMES): use at most 63 lowercase "
+     "letters, digits, '-' and '.', starting and ending with a letter or digit"),
+    ("a dot before a dash", None, None, {"LOCAL_VOLUMES": "c.-d"},
+     "volumes/layout.yaml:11: invalid volume name 'c.-d' (from $NAMED_VOLUMES): use at most 63 lowercase "
+     "letters, digits, '-' and '.', starting and ending with a letter or digit"),
+    ("a PV name longer than 253", None, None, {"K8S_NODES": f"kube1.example.com {'a' * 240} kube3.example.com"},
+     f"volumes/layout.yaml:3: pool pool-s on node {'a' * 40}...: PersistentVolume name {'a' * 40}... has 254 "
+     "characters, more than 253"),
+    ("a line break in the root", None, None, {"K8S_VOLUMES_PATH": "/var/lib/x\ny"},
+     "volumes/layout.yaml:1: root '/var/lib/x\\ny' (from $K8S_VOLUMES_PATH) contains a control character"),
+    ("a control character in a path", LAYOUT.replace("path: $K8S_VOLUMES_PATH/media/mythtv",
+                                                     'path: "$K8S_VOLUMES_PATH/media/my\\x1btv"'), None, {},
+     f"volumes/layout.yaml:16: volume mythtv: path '{ROOT_PATH}/media/my\\x1btv' (from $K8S_VOLUMES_PATH) "
+     "contains a control character"),
+    ("an empty name", LAYOUT.replace("name: mythtv", 'name: ""'), None, {},
+     "volumes/layout.yaml:13: volumes[1].name is empty"),
+    ("an empty path", LAYOUT.replace("path: $K8S_VOLUMES_PATH/media/mythtv", 'path: ""'), None, {},
+     "volumes/layout.yaml:16: volume mythtv: path is empty"),
+    ("an empty node", None, 'claims:\n- name: c\n  volume: share\n  node: ""\n', {},
+     "volumes/claims.yaml:4: claim c: node is empty"),
 ]
 
 
