@@ -522,7 +522,7 @@ def cmd_untaint(args):
     from .errors import UsageError
 
     if problem := nodes.node_name_problem(args.node):
-        raise UsageError(problem)
+        raise UsageError(f"NODE: {problem}")
     v = values(load_variables(args))
     print(f"warning: pods on {args.node} can reach the control plane's credentials; "
           "only do this on a single-node cluster", file=sys.stderr)

@@ -107,7 +107,7 @@ def test_kube_version_is_checked_where_it_comes_from(project):
 
 def test_command_line_numbers_and_names_are_checked_before_anything_runs(project):
     for args, message in [
-        (("untaint", "?watch=1"), "error: '?watch=1' is not a node name"),
+        (("untaint", "?watch=1"), "error: NODE: '?watch=1' is not a node name"),
         (("apply", "--parallel", "0", "app"), "argument --parallel: expected a number above 0, got '0'"),
         (("persistent", "--timeout", "nan"), "argument --timeout: expected a number above 0, got 'nan'"),
     ]:
