@@ -100,7 +100,10 @@ def _go_int(plain):
     if not (m := _GO_UINT.fullmatch(plain[len(sign):])):
         return None
     b, o, x, octal, dec = m.groups()
-    u = int(b, 2) if b else int(o, 8) if o else int(x, 16) if x else int(octal or dec, 8 if octal else 10)
+    try:
+        u = int(b, 2) if b else int(o, 8) if o else int(x, 16) if x else int(octal or dec, 8 if octal else 10)
+    except ValueError:  # beyond Python's 4300 digits: far beyond 64 bits too
+        return None
     if sign == "-":
         return -u if u <= _INT64 else None
     return u if u < _INT64 or (not sign and u < 1 << 64) else None

@@ -416,3 +416,9 @@ def test_block_scalars_fast_equals_slow(blocks):
         lines += [f"{pad}{' ' * extra}{word}" if word else "" for extra, word in body]
     text = "\n".join(lines) + "\n"
     check_fast_equals_slow(text)
+
+
+def test_a_number_too_long_for_any_integer_stays_text():
+    """Go's ParseInt, ParseUint and ParseFloat all fail on it: go-yaml keeps the string."""
+    digits = "9" * 5000
+    assert load_all(f"a: {digits}\n", "f")[0].data == {"a": digits}
