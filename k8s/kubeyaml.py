@@ -427,7 +427,7 @@ def _json_spans(text, filename):
 
     def number(s):
         if not math.isfinite(f := float(s)):  # also NaN, Infinity: not JSON
-            raise ValueError(f"number {s} is not a valid float64")
+            raise ValueError(f"number {s if len(s) <= 30 else s[:27] + '...'} is not a valid float64")
         return f
 
     def pairs(items):
@@ -437,7 +437,7 @@ def _json_spans(text, filename):
         return out
 
     decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_float=number, parse_constant=number,
-                               parse_int=lambda s: int(s) if -_INT64 <= int(s) < _INT64 else number(s))
+                               parse_int=lambda s: number(s) if len(s) > 20 or not -_INT64 <= int(s) < _INT64 else int(s))
     spans, pos = [], 0
     while (pos := _SPACE.match(text, pos).end()) < len(text):
         line = text.count("\n", 0, pos) + 1
