@@ -242,17 +242,31 @@ def age_key_file():
 def generate_age_key(path=None):
     """(recipient, path, created): the first identity of the key file, else a new one in it."""
     path = path or age_key_file()
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if line.startswith("AGE-SECRET-KEY-1"):
-                    try:
-                        return age_recipient_of(line), path, False
-                    except ValueError:
-                        raise UserError("holds an invalid AGE-SECRET-KEY line", file=path) from None
-        raise UserError("exists but holds no AGE-SECRET-KEY identity; move it away or set "
-                        "SOPS_AGE_KEY_FILE to another file", file=path)
+    try:
+        return _read_age_key(path) if os.path.lexists(path) else _write_age_key(path)
+    except UnicodeDecodeError:
+        raise UserError("is not an age key file (not text); move it away or set SOPS_AGE_KEY_FILE "
+                        "to another file", file=path) from None
+    except OSError as err:
+        where = err.filename if err.filename and err.filename != path else None
+        raise UserError(f"cannot {'read' if os.path.lexists(path) else 'create'} the age key file: "
+                        f"{err.strerror}{f' ({where})' if where else ''}", file=path) from None
+
+
+def _read_age_key(path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("AGE-SECRET-KEY-1"):
+                try:
+                    return age_recipient_of(line), path, False
+                except ValueError:
+                    raise UserError("holds an invalid AGE-SECRET-KEY line", file=path) from None
+    raise UserError("exists but holds no AGE-SECRET-KEY identity; move it away or set "
+                    "SOPS_AGE_KEY_FILE to another file", file=path)
+
+
+def _write_age_key(path):
     identity, recipient = age_identity()
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     created = datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")

@@ -37,7 +37,7 @@ SECRET_FIELDS = ("data", "stringData")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NOT_SECRET_FILES = {"README.md", CONFIG_NAME, ".gitignore", ".gitkeep"}
 KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
-NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")  # DNS-1123 subdomain
 TEMPLATE_KEY = "key"
 TEMPLATE_VALUE = "replace-me"
 
@@ -231,9 +231,12 @@ def decode(text, path, variables, scrub, allow_kinds=(), namespace=None, version
             docs = kubeyaml.load_all_substituting(
                 text, path, lambda scalar: substitute.expand(scalar, variables, path))
             source_text = text
-        objects = render._objects(docs, source_text, path, COMPONENT)
     except UserError as err:
         raise _malformed(err, scrub) from None
+    try:  # YAML, but not objects (metadata not a mapping, …): what is wrong, never a value
+        objects = render._objects(docs, source_text, path, COMPONENT)
+    except UserError as err:
+        raise scrub.error(err) from None
     errors = []
     for obj in objects:
         _collect(obj.data, scrub)

@@ -83,8 +83,12 @@ def cmd_sops_config(args):
     keys.check_age_recipients(age)
     text = keys.sops_config(pgp, age)
     if os.path.exists(ws.config):
-        with open(ws.config, encoding="utf-8") as f:
-            current = f.read()
+        try:
+            with open(ws.config, encoding="utf-8") as f:
+                current = f.read()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"cannot read: {getattr(err, 'strerror', None) or 'not UTF-8 text'}",
+                            file=ws.config) from None
         if current == text:
             out(f"{ws.config} is up to date")
             return 0
@@ -92,11 +96,14 @@ def cmd_sops_config(args):
             raise UserError(f"{ws.config} exists with other recipients; rerun with --force to "
                             "replace it, then `render.py secrets rotate`")
     missing = [fp for fp in pgp if not keys.has_public_key(fp)]
-    os.makedirs(ws.directory, exist_ok=True)
     tmp = f"{ws.config}.new"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, ws.config)
+    try:
+        os.makedirs(ws.directory, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, ws.config)
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror}", file=ws.config) from None
     out(f"wrote {ws.config}: secrets/*.yml encrypted for "
         + ", ".join([f"pgp:{fp}" for fp in pgp] + [f"age:{r}" for r in age]))
     for fp in missing:
@@ -170,14 +177,32 @@ def _interactive():
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
+def secret_name(given, directory):
+    """NAME of `NAME`, `NAME.yml` or `DIRECTORY/NAME.yml`; a usage error unless a valid Secret name.
+
+    A Secret's name is a DNS-1123 subdomain, so it can never leave the secrets folder.
+    """
+    from .errors import UsageError
+
+    folder, name = os.path.split(given)
+    if folder and os.path.normpath(folder) != os.path.normpath(directory):
+        name = given  # another folder: refused below
+    for suffix in (".yml", ".yaml"):
+        if name.endswith(suffix):
+            name = name[:-len(suffix)]
+            break
+    if len(name) > 253 or not NAME.match(name):
+        raise UsageError(f"{given!r} is not a valid Secret name (lower case letters, digits, '-' and '.', "
+                         "starting and ending with a letter or digit: a DNS-1123 subdomain)")
+    return name
+
+
 def cmd_create(args):
+    from . import sops
     from .errors import UsageError, UserError
 
     ws = Workspace(args)
-    name = args.name[:-4] if args.name.endswith(".yml") else args.name
-    name = os.path.basename(name)
-    if not NAME.match(name) or len(name) > 253:
-        raise UsageError(f"{name!r} is not a valid Secret name (lower case letters, digits, '-' and '.')")
+    name = secret_name(args.name, ws.directory)
     path = os.path.join(ws.directory, f"{name}.yml")
     if os.path.exists(path):
         raise UserError(f"exists and is never overwritten; change it with `render.py secrets edit {name}`",
@@ -190,6 +215,8 @@ def cmd_create(args):
     if not string_data and not data and not edit:
         raise UsageError("no terminal to edit the secret in: give its values with "
                          "--from-literal KEY=VALUE or --from-file KEY=PATH (or --edit)")
+    if edit:
+        sops.require_terminal()  # before anything is written
     namespace = _dollars(args.namespace) if args.namespace else "$K8S_NAMESPACE"
     text = _template(name, namespace, args.type, string_data, data, placeholder=edit)
     version = ws.kube_version()
@@ -226,8 +253,14 @@ def cmd_ssh_keys(args):
 
     data-sync's replicas reach each other with these. ssh-keygen only writes
     keys to files: it gets a private 0700 folder (on /dev/shm when there is
-    one), removed as soon as the keys are read, as for `sops edit`.
+    one), removed as soon as the keys are read (or SIGTERM/SIGHUP stops us),
+    as for `sops edit`.
     """
+    from .errors import UsageError
+
+    secret_name(args.name, getattr(args, "secrets_dir", None) or SECRETS_DIR)  # before any key is made
+    if not 1 <= args.pairs <= MAX_PAIRS:
+        raise UsageError(f"--pairs must be between 1 and {MAX_PAIRS}, not {args.pairs}")
     values = []
     for n in range(1, args.pairs + 1):
         private, public = _ssh_keypair(f"{args.name}-{n}")
@@ -236,15 +269,18 @@ def cmd_ssh_keys(args):
     return cmd_create(args)
 
 
+MAX_PAIRS = 64
+
+
 def _ssh_keypair(comment):
-    import shutil
     import subprocess
     import tempfile
 
     from .errors import UserError
+    from .sops import removed_on_exit
 
     folder = tempfile.mkdtemp(prefix="k8s-toolkit-ssh-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    try:
+    with removed_on_exit(folder):
         path = os.path.join(folder, "key")
         try:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
@@ -258,8 +294,6 @@ def _ssh_keypair(comment):
         with open(path + ".pub", encoding="ascii") as f:
             public = f.read().strip()
         return private, public
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_if_template(ws, path, had_values):
@@ -271,11 +305,13 @@ def _write_new(path, content):
     """Write `content` to a new file; an existing one is never replaced."""
     from .errors import UserError
 
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         raise UserError("exists and is never overwritten", file=path) from None
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror}", file=path) from None
     with os.fdopen(fd, "wb") as f:
         f.write(content)
 
@@ -292,8 +328,10 @@ def _say_created(ws, path, loaded):
 
 
 def cmd_edit(args):
+    from . import sops
     from .errors import UserError
 
+    sops.require_terminal()
     ws = Workspace(args)
     path = secret_files(ws.directory, [args.name])[0]
     refuse_unencrypted([path])
@@ -374,14 +412,7 @@ def cmd_list(args):
                 docs = sops.load_encrypted(f.read())
             meta = sops.metadata(docs)
             row["recipients"] = sops.recipients(meta)
-            for doc in docs:
-                if isinstance(doc, dict) and "kind" in doc:
-                    meta_name = (doc.get("metadata") or {})
-                    row["objects"].append({
-                        "kind": doc.get("kind"), "name": meta_name.get("name"),
-                        "namespace": meta_name.get("namespace"),
-                        "keys": sorted(set((doc.get("data") or {})) | set(doc.get("stringData") or {})),
-                        "cluster": None})
+            row["objects"] = [_clear_row(doc) for doc in docs if isinstance(doc, dict) and "kind" in doc]
             if args.no_cluster:
                 continue
             try:
@@ -405,6 +436,24 @@ def cmd_list(args):
         for row in rows:
             _print_row(row)
     return 1 if failed else 0
+
+
+def _clear_row(doc):
+    """What an encrypted document shows without decrypting: kind, name, namespace, keys.
+
+    Mistyped fields show as `?` (decrypting, or `apply`, names what is wrong with them).
+    """
+    def text(value):
+        return value if isinstance(value, str) else "?"
+
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    keys = set()
+    for field in ("data", "stringData"):
+        if isinstance(doc.get(field), dict):
+            keys |= {str(key) for key in doc[field]}
+    return {"kind": text(doc.get("kind")), "name": text(meta.get("name")),
+            "namespace": None if meta.get("namespace") is None else text(meta["namespace"]),
+            "keys": sorted(keys), "cluster": None}
 
 
 def _sync_row(obj, cluster, ws):
@@ -491,11 +540,25 @@ def _recipients_of(path):
 
 
 def cmd_check(args):
-    """Every file under secrets/ (or those given) is sops-encrypted."""
+    """Every file in secrets/ (or in each folder given, or each file given) is sops-encrypted."""
+    from .errors import UserError, raise_all
+
     directory = getattr(args, "secrets_dir", None) or SECRETS_DIR
-    paths = args.paths or ([os.path.join(directory, f) for f in sorted(os.listdir(directory))]
-                           if os.path.isdir(directory) else [])
-    bad = unencrypted([p for p in paths if os.path.isfile(p)])
+    given = args.paths or ([directory] if os.path.isdir(directory) else [])
+    paths, errors = [], []
+    for path in given:
+        if os.path.isdir(path):
+            try:
+                paths += [os.path.join(path, f) for f in sorted(os.listdir(path))
+                          if os.path.isfile(os.path.join(path, f))]
+            except OSError as err:
+                errors.append(UserError(f"cannot read the folder: {err.strerror}", file=path))
+        elif os.path.isfile(path):
+            paths.append(path)
+        else:
+            errors.append(UserError("no such file or folder", file=path))
+    raise_all(errors)
+    bad = unencrypted(paths)
     for path, reason in bad:
         print(f"error: {path}: not sops-encrypted ({reason})", file=sys.stderr)
     if not bad:
@@ -559,14 +622,15 @@ def register(commands, common=None):
     p.add_argument("--namespace", help="default: $K8S_NAMESPACE, substituted when applied")
     p.add_argument("--type", default="Opaque", help="Secret type (default: %(default)s)")
     p.add_argument("--edit", dest="edit", action="store_true", default=None,
-                   help="open $EDITOR even with values given or without a terminal")
+                   help="open $EDITOR even with values given (needs a terminal on stdin)")
     p.add_argument("--no-edit", dest="edit", action="store_false")
     p.set_defaults(run=cmd_create)
 
     p = sub.add_parser("ssh-keys", help="create secrets/NAME.yml holding new ed25519 ssh keypairs "
                                         "(sshkey1/pubkey1, ...), encrypted")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--pairs", type=int, default=2, help="how many keypairs (default: %(default)s)")
+    p.add_argument("--pairs", type=int, default=2,
+                   help=f"how many keypairs, 1 to {MAX_PAIRS} (default: %(default)s)")
     p.add_argument("--namespace", help="default: $K8S_NAMESPACE, substituted when applied")
     p.set_defaults(run=cmd_ssh_keys)
 

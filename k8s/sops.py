@@ -19,19 +19,26 @@ Facts about sops 3.11 relied on here (checked against the binary):
   * `--version` asks GitHub for the latest release: never called.
 """
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
-from .errors import UserError
+from .errors import UsageError, UserError
 
 EXIT_MAC_MISMATCH = 51
 EXIT_MAC_NOT_FOUND = 52
 EXIT_NO_KEY = 128
 EXIT_UNCHANGED = 200
+EXIT_NO_EDITOR = (201, 202)  # the editor could not be run / none was found
+# sops' messages for a file whose sops metadata is cut short or damaged (no key
+# groups, no version, no lastmodified date): the file was truncated.
+DAMAGED_METADATA = ("No keys found in file", "Version string empty", "parsing time",
+                    "could not parse version")
 
 MALFORMED = "malformed YAML ("  # the start of not_encrypted_reason() for a file that is not YAML
 ENCRYPTED_VALUE = re.compile(r"^ENC\[[A-Z0-9_]+,data:[^,\]]*,iv:[^,\]]*,tag:[^,\]]*,type:[a-z]+\]$")
@@ -102,24 +109,87 @@ class Sops:
 
         sops writes the plaintext for the editor into a private directory
         (0700, file 0600) under TMPDIR and removes it; TMPDIR is a private
-        directory of ours on tmpfs when possible, removed afterwards too.
+        directory of ours on tmpfs when possible, removed afterwards too, also
+        when we are stopped by SIGTERM or SIGHUP. Without a terminal on stdin
+        this is refused: sops' "press a key to return to the editor" prompt
+        after invalid YAML would loop forever.
         """
-        private = private_dir()
-        env = dict(os.environ, TMPDIR=private, SOPS_DISABLE_VERSION_CHECK="1")
-        try:
-            # stdin, stdout and stderr stay the terminal's: the editor and sops' own
-            # "press a key to return to the editor" prompt need them.
-            result = subprocess.run([self.binary, "--config", self.config, "edit", path], env=env,
-                                    check=False)
-        except OSError as err:
-            raise UserError(f"cannot run sops ({self.binary}): {err.strerror}") from None
-        finally:
-            shutil.rmtree(private, ignore_errors=True)
+        require_terminal()
+        _require_editor(path)
+        with removed_on_exit(private_dir()) as private:
+            env = dict(os.environ, TMPDIR=private, SOPS_DISABLE_VERSION_CHECK="1")
+            try:
+                # stdin, stdout and stderr stay the terminal's: the editor and sops' own
+                # "press a key to return to the editor" prompt need them.
+                result = subprocess.run([self.binary, "--config", self.config, "edit", path], env=env,
+                                        stdin=sys.stdin, check=False)
+            except OSError as err:
+                raise UserError(f"cannot run sops ({self.binary}): {err.strerror}") from None
         if result.returncode == EXIT_UNCHANGED:
             return False
+        if result.returncode in EXIT_NO_EDITOR:
+            raise _no_editor(path)
         if result.returncode:
             raise failure(path, result)
         return True
+
+
+def _editor():
+    """The editor sops runs: $SOPS_EDITOR, else $EDITOR (split like a shell does)."""
+    return os.environ.get("SOPS_EDITOR") or os.environ.get("EDITOR") or ""
+
+
+def _require_editor(path):
+    """Say so before sops runs when the editor cannot be found (sops only knows afterwards)."""
+    import shlex
+
+    editor = _editor()
+    try:
+        words = shlex.split(editor)
+    except ValueError:
+        words = [editor]
+    candidates = words[:1] or ["vim", "nano", "vi"]  # what sops looks for without EDITOR
+    if not any(shutil.which(word) for word in candidates):
+        raise _no_editor(path)
+
+
+def _no_editor(path):
+    editor = _editor()
+    which = f"EDITOR={editor}" if editor else "EDITOR is not set and there is no vim, nano or vi"
+    return UserError(f"the editor could not be started ({which}): set EDITOR to an editor installed here",
+                     file=path)
+
+
+def require_terminal():
+    """Refuse to open an editor when stdin is not a terminal (sops would wait for a key forever)."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise UsageError("no terminal to edit the secret in (stdin is not a terminal): run it from a "
+                         "terminal, or write the values with `render.py secrets create NAME "
+                         "--from-literal KEY=VALUE` (or --from-file KEY=PATH)")
+
+
+@contextlib.contextmanager
+def removed_on_exit(folder):
+    """Yield `folder`, removed afterwards, also when SIGTERM or SIGHUP stops the process.
+
+    The handlers raise SystemExit so that `finally` blocks run (a child process run
+    with subprocess.run is killed on the way out); the previous ones come back after.
+    """
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                previous[signum] = signal.signal(signum, stop)
+            except (ValueError, OSError):  # not the main thread: no handlers, still removed below
+                pass
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def private_dir():
@@ -188,14 +258,20 @@ def plain_fields(docs, fields=("data", "stringData")):
             values = doc.get(field)
             if values is None:
                 continue
-            if not isinstance(values, dict):
-                found.append(field)
+            if not isinstance(values, dict):  # mistyped, but maybe encrypted: decrypting says what is wrong
+                if not _encrypted(values):
+                    found.append(field)
                 continue
             for key, value in values.items():  # a list or mapping value: sops encrypts its leaves
-                if not all(isinstance(leaf, str) and ENCRYPTED_VALUE.match(leaf)
-                           for leaf in leaves(value) if leaf is not None):
+                if not _encrypted(value):
                     found.append(f"{field}.{key}")
     return found
+
+
+def _encrypted(value):
+    """Every leaf of `value` is sops ciphertext, or "" or null (sops leaves those as they are)."""
+    return all(leaf == "" or isinstance(leaf, str) and ENCRYPTED_VALUE.match(leaf)
+               for leaf in leaves(value) if leaf is not None)
 
 
 def not_encrypted_reason(text, fields=("data", "stringData")):
@@ -267,6 +343,13 @@ def failure(path, result, encrypting=False):
     if "config file not found" in err or "error loading config" in err:
         return UserError(f"sops config: {_last_line(err)} (write it with `make secrets/.sops.yaml`)",
                          file=path)
+    if any(text in err for text in DAMAGED_METADATA):
+        return UserError("damaged or truncated: its sops metadata is incomplete; restore it from git",
+                         file=path)
+    if "Could not generate data key" in err or "could not encrypt data key" in err:
+        return UserError(f"cannot encrypt for a key named in the sops config: {_key_problem(err)} "
+                         "(check the fingerprints and recipients in it: `make secrets/.sops.yaml`)",
+                         file=path)
     if "unmarshal" in err.lower():
         what = "the plaintext to encrypt is" if encrypting else "the file is"
         return UserError(f"malformed YAML: {what} not valid YAML ({_yaml_problem(err)})", file=path)
@@ -288,6 +371,16 @@ def _no_key_message(path, err):
             "`render.py secrets rotate`")
 
 
+def _key_problem(err):
+    """The last reason in sops' chain of wrapped errors (gpg's own words, usually)."""
+    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    line = (lines[-1] if lines else "no message").rstrip("]")
+    for marker in ("gpg: ", "error: "):
+        if marker in line:
+            return _scrub(line[line.rindex(marker):])
+    return _scrub(line.rsplit(": ", 1)[-1])
+
+
 def _yaml_problem(err):
     line = next((ln for ln in err.splitlines() if "yaml:" in ln), _last_line(err))
     line = line[line.find("yaml:"):] if "yaml:" in line else line
@@ -303,4 +396,9 @@ def _scrub(line):
     """sops/go-yaml messages quote input text between backticks or quotes: drop it."""
     line = re.sub(r"`[^`]*`", "`…`", line)
     line = re.sub(r'"[^"]{12,}"', '"…"', line)
-    return line[:200]
+    if len(line) > LONGEST:  # cut at a word boundary, never inside a word
+        line = line[:LONGEST].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+    return line
+
+
+LONGEST = 200

@@ -53,6 +53,7 @@ class Repo:
     def __init__(self, root, tmp, capfd, monkeypatch):
         self.root, self.tmp, self.capfd, self.monkeypatch = str(root), str(tmp), capfd, monkeypatch
         self.outputs = []
+        self.fds = []
 
     def run(self, *argv):
         try:
@@ -87,8 +88,19 @@ class Repo:
         with open(self.path(f"secrets/{name}.yml"), "wb") as f:
             f.write(ciphertext)
 
-    def editor(self, replace=None, log=None):
-        """$EDITOR: a script that replaces text (given through the environment, never a file)."""
+    def terminal(self):
+        """A terminal on stdin (a pty nobody types into), as `secrets edit` requires."""
+        import pty
+
+        primary, secondary = pty.openpty()
+        self.fds += [primary]
+        self.monkeypatch.setattr(sys, "stdin", os.fdopen(secondary, "r"))
+
+    def editor(self, replace=None, log=None, terminal=True):
+        """$EDITOR: a script that replaces text (given through the environment, never a file);
+        with a terminal on stdin unless `terminal` is False."""
+        if terminal:
+            self.terminal()
         script = os.path.join(self.tmp, "bin", "editor.py")
         os.makedirs(os.path.dirname(script), exist_ok=True)
         with open(script, "w") as f:
@@ -123,7 +135,10 @@ def repo(tmp_path, capfd, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(root)
-    return Repo(root, tmp_path, capfd, monkeypatch)
+    made = Repo(root, tmp_path, capfd, monkeypatch)
+    yield made
+    for fd in made.fds:
+        os.close(fd)
 
 
 @pytest.fixture
@@ -736,3 +751,193 @@ def _args(**extra):
 
     return argparse.Namespace(vars="Makefile.vars", vars_file=None, kube_version=None, secrets_dir="secrets",
                               allow_kind=None, **extra)
+
+
+# --- regressions: bad input is one line ----------------------------------------------------------
+
+def test_mistyped_structure_in_a_decrypted_secret_is_one_line_without_values(keyed, cluster):
+    repo = keyed
+    cases = {
+        "metadata: TOPSECRET\nstringData: {a: SECRETVALUE1}\n": "metadata must be a mapping, not a string",
+        "metadata: {name: x}\ndata: SECRETVALUE1\n": "data must be a mapping of key: value",
+        "metadata: {name: x}\nstringData: [SECRETVALUE1]\n": "stringData must be a mapping of key: value",
+        "metadata: {name: x}\nstringData: {a: 31415926}\n": "stringData.a: the value must be a string, got a number",
+        "metadata: {name: x}\nstringData: {a: null}\n": "stringData.a: the value must be a string, got nothing",
+        "metadata: {name: x}\nstringData: {a: {b: SECRETVALUE1}}\n":
+            "stringData.a: the value must be a string, got a mapping",
+    }
+    for body, problem in cases.items():
+        repo.encrypt("x", "apiVersion: v1\nkind: Secret\n" + body)
+        result = repo.run("apply", "--dry-run", "x")
+        line = one_error_line(result)
+        assert line.startswith("error: secrets/x.yml:") and problem in line, line
+        listed = repo.run("list")  # lists what it can, names the problem, never crashes
+        assert listed.code == 1 and "Traceback" not in listed.err and "  error: secrets/x.yml:" in listed.out
+        assert problem in listed.out, listed.out
+        assert repo.run("list", "--no-cluster").code == 0
+        for text in (result.err, listed.out + listed.err):
+            assert "TOPSECRET" not in text and "SECRETVALUE1" not in text and "31415926" not in text
+    assert cluster.writes() == []
+
+
+def test_gen_age_key_file_that_cannot_be_written_is_one_line(repo, tmp_path):
+    line = one_error_line(repo.run("gen-age", "--key-file", str(tmp_path)))
+    assert line == f"error: {tmp_path}: cannot read the age key file: Is a directory"
+    (tmp_path / "file").write_text("x")
+    line = one_error_line(repo.run("gen-age", "--key-file", str(tmp_path / "file" / "keys.txt")))
+    assert line.startswith(f"error: {tmp_path}/file/keys.txt: cannot create the age key file: ")
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    assert "is not an age key file (not text)" in one_error_line(repo.run("gen-age", "--key-file",
+                                                                           str(tmp_path / "binary")))
+
+
+def test_edit_without_a_terminal_is_refused_at_once(keyed):
+    repo = keyed
+    repo.run("create", "db", "--from-literal", "password=x1234")
+    before = repo.read("secrets/db.yml")
+    # an editor that saves invalid YAML: sops would ask for a key on stdin forever
+    env = {**os.environ, "EDITOR": "sh -c 'echo \"a: [\" > \"$0\"'"}
+    for argv in (["edit", "db"], ["create", "api", "--edit"]):
+        try:
+            result = subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), "secrets", *argv],
+                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                                    cwd=repo.root, timeout=60)
+        except subprocess.TimeoutExpired as err:
+            pytest.fail(f"{argv} waited for a terminal ({len(err.stderr or b'')} bytes of output)")
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr[:500]
+        assert "no terminal to edit the secret in" in result.stderr and "--from-literal" in result.stderr
+    assert repo.read("secrets/db.yml") == before
+    assert not os.path.exists(repo.path("secrets/api.yml"))
+    if os.path.isdir("/dev/shm"):
+        assert not [n for n in os.listdir("/dev/shm") if n.startswith("k8s-secrets-")]
+
+
+def test_sigterm_during_edit_removes_the_plaintext(keyed, tmp_path):
+    import pty
+    import signal
+    import time
+
+    repo = keyed
+    repo.run("create", "db", "--from-literal", "password=x1234")
+    log = tmp_path / "edited"
+    editor = tmp_path / "slow-editor"
+    editor.write_text(f"#!/bin/sh\necho \"$1\" > {log}\nsleep 60\n")
+    editor.chmod(0o755)
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "render.py"), "secrets", "edit", "db"],
+                               stdin=secondary, stdout=secondary, stderr=secondary, cwd=repo.root,
+                               env={**os.environ, "EDITOR": str(editor)}, start_new_session=True)
+    os.close(secondary)
+    try:
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        plaintext = log.read_text().strip()
+        assert os.path.exists(plaintext)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        private = os.path.dirname(os.path.dirname(plaintext))
+        assert os.path.basename(private).startswith("k8s-secrets-")
+        assert not os.path.exists(private)  # ours, with sops' folder and the plaintext in it
+    finally:
+        try:  # the editor, and anything else left of the process group
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        process.wait(timeout=30)
+        os.close(primary)
+
+
+def test_private_folders_are_removed_on_sigterm_and_sighup(tmp_path):
+    for signame in ("SIGTERM", "SIGHUP"):
+        folder = tmp_path / signame
+        code = ("import os, signal, sys; from k8s.sops import removed_on_exit\n"
+                f"os.mkdir({str(folder)!r})\n"
+                f"with removed_on_exit({str(folder)!r}):\n"
+                f"    open(os.path.join({str(folder)!r}, 'plain'), 'w').write('x')\n"
+                f"    os.kill(os.getpid(), signal.{signame})\n"
+                "    signal.pause()\n")
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=30)
+        assert result.returncode == 128 + getattr(__import__("signal"), signame), result.stderr
+        assert not folder.exists()
+
+
+def test_check_refuses_missing_paths_and_checks_the_files_of_a_folder(keyed, tmp_path):
+    repo = keyed
+    repo.run("create", "db", "--from-literal", "password=x1234")
+    line = one_error_line(repo.run("check", "nope.yml"))
+    assert line == "error: nope.yml: no such file or folder"
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "plain.yml").write_text("apiVersion: v1\nkind: Secret\nstringData: {a: b}\n")
+    result = repo.run("check", str(folder))
+    assert result.code == 1 and f"{folder}/plain.yml: not sops-encrypted (no sops metadata)" in result.err
+    assert repo.run("check", "secrets").out == "2 files checked, all sops-encrypted\n"
+
+
+def test_an_empty_value_is_not_a_value_in_clear(keyed, cluster):
+    repo = keyed
+    result = repo.run("create", "y", "--from-literal", "k=", "--from-literal", "other=x1234")
+    assert result.code == 0, result.err
+    assert '    k: ""\n' in repo.read("secrets/y.yml")  # sops leaves "" as it is
+    assert repo.run("check").code == 0
+    assert repo.run("apply", "y").code == 0
+    assert cluster_values(cluster, "y") == {"k": "", "other": "x1234"}
+    stored = repo.read("secrets/y.yml")
+    repo.write("secrets/y.yml", stored.replace('    k: ""\n', "    k: pasted\n"))
+    assert "values in clear: stringData.k" in one_error_line(repo.run("apply", "y"))
+
+
+def test_ssh_keys_pairs_must_be_sane(keyed):
+    repo = keyed
+    for pairs in ("0", "-1", "65", "100000"):
+        result = repo.run("ssh-keys", "k", "--pairs", pairs)
+        assert result.code == 2 and result.err == f"error: --pairs must be between 1 and 64, not {pairs}\n"
+    assert not os.path.exists(repo.path("secrets/k.yml"))
+
+
+def test_secret_names_must_be_kubernetes_names(keyed):
+    repo = keyed
+    for argv in (["create", "../evil", "--from-literal", "a=b"], ["ssh-keys", "../x"],
+                 ["create", "/tmp/evil", "--from-literal", "a=b"], ["create", "a..b", "--from-literal", "a=b"],
+                 ["create", "evil\n", "--from-literal", "a=b"]):
+        result = repo.run(*argv)
+        assert result.code == 2 and "is not a valid Secret name" in result.err, result
+        assert len(result.err.splitlines()) == 1
+    assert sorted(os.listdir(repo.path("secrets"))) == [".sops.yaml"]
+    assert not os.path.exists(repo.path("evil.yml")) and not os.path.exists("/tmp/evil.yml")
+    assert repo.run("create", "secrets/ok.yml", "--from-literal", "a=b").code == 0  # the file's own path
+    assert os.path.exists(repo.path("secrets/ok.yml"))
+
+
+def test_sops_failures_say_what_is_wrong(keyed, tmp_path):
+    repo = keyed
+    repo.run("create", "db", "--from-literal", "password=x1234")
+    stored = repo.read("secrets/db.yml")
+    for cut in ("lastmodified:", "version:", "pgp:"):  # a file cut short in its sops metadata
+        lines = stored.splitlines(keepends=True)
+        repo.write("secrets/db.yml", "".join(line for line in lines if cut not in line)
+                   if cut != "pgp:" else stored[:stored.index("    pgp:")])
+        line = one_error_line(repo.run("apply", "--context", "unused"))
+        assert line == ("error: secrets/db.yml: damaged or truncated: its sops metadata is incomplete; "
+                        "restore it from git"), (cut, line)
+    repo.write("secrets/db.yml", stored)
+
+    config = repo.read("secrets/.sops.yaml")
+    repo.write("secrets/.sops.yaml", config.replace(repo.gpg.fingerprint, "ABCD"))
+    line = one_error_line(repo.run("create", "api", "--from-literal", "a=b"))
+    assert line == ("error: secrets/api.yml: cannot encrypt for a key named in the sops config: gpg: 'ABCD' "
+                    "is not a valid long keyID (check the fingerprints and recipients in it: "
+                    "`make secrets/.sops.yaml`)")
+    repo.write("secrets/.sops.yaml", config)
+
+    from k8s.sops import _scrub
+    cut = _scrub("could not do it: " + "wordy " * 50)
+    assert len(cut) <= 202 and cut.endswith("wordy …")
+
+    repo.editor()
+    repo.monkeypatch.setenv("EDITOR", str(tmp_path / "no-such-editor"))
+    line = one_error_line(repo.run("edit", "db"))
+    assert line == (f"error: secrets/db.yml: the editor could not be started (EDITOR={tmp_path}/no-such-editor): "
+                    "set EDITOR to an editor installed here")
+    assert repo.read("secrets/db.yml") == stored

@@ -435,16 +435,19 @@ def test_crd_schema_conversion():
 
 
 def test_unsupported_version():
-    for bad in ("1.20", "1.99", "banana"):
+    for bad in ("1.20", "1.99"):
         with pytest.raises(UserError) as caught:
             validate(docs(VALID), bad)
         versions = supported_versions()
         assert f"supported versions are {versions[0]} to {versions[-1]}" in str(caught.value)
         assert bad in str(caught.value)
+    with pytest.raises(UserError, match=r"^invalid Kubernetes version 'banana', expected MAJOR.MINOR like 1.31$"):
+        validate(docs(VALID), "banana")
 
 
 def test_version_spellings():
-    assert validate(docs(VALID), "v1.31.4").kube_version == "1.31"
+    for spelling in ("v1.31.4", "1.31", "v1.31.0-rc.1", "v1.31.2+k3s1"):
+        assert validate(docs(VALID), spelling).kube_version == "1.31"
 
 
 def test_schema_dirs_are_pluggable(tmp_path, monkeypatch):
