@@ -15,6 +15,8 @@ from .secrets import (KEY_NAME, LOCAL_ONLY, NAME, SECRETS_DIR, TEMPLATE_KEY, TEM
                       as_data, decode, decoded_values, digest, out, refuse_unencrypted, secret_files,
                       unencrypted)
 
+MAX_PAIRS = 64  # ssh keypairs of one secret: data-sync's replicas, with room to spare
+
 
 # --- commands: keys ----------------------------------------------------------------------
 
@@ -267,9 +269,6 @@ def cmd_ssh_keys(args):
         values += [f"sshkey{n}={private}", f"pubkey{n}={public}"]
     args.from_literal, args.from_file, args.edit, args.type = values, [], False, "Opaque"
     return cmd_create(args)
-
-
-MAX_PAIRS = 64
 
 
 def _ssh_keypair(comment):
