@@ -372,12 +372,26 @@ class _Reader:
         if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value):
             return int(value, 8)
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+            written = self._written_number(path)
+            if written and written[0] != "0":  # `mode: 500` is decimal 500, 0764: never what was meant
+                self.error(path, f"{what}: mode {written}{self.origin(path)} is the decimal number {value} "
+                                 f"(0{value:o}); write permission bits in octal, such as 0{written}")
+                return None
             return value
         hint = f"; write 0{value} or \"0{value}\"" if isinstance(value, int) and \
             re.fullmatch(r"[0-7]{3}", str(value)) else ""
         self.error(path, f"{what}: mode {self.shown(value, path)} is not octal permission bits such as "
                          f"0700{hint}")
         return None
+
+    def _written_number(self, path):
+        """The digits a number at `path` is written with in the file, if they can be found."""
+        line = self.line(path)
+        lines = self.text.splitlines()
+        if not path or not line or line > len(lines):
+            return None
+        match = re.search(rf"(?:^|[\s{{,]){re.escape(str(path[-1]))}:\s*([0-9][0-9_]*)\b", lines[line - 1])
+        return match and match.group(1)
 
     def owner(self, value, path, what):
         """`user`, `user:group` or `:group`; names or numeric ids."""

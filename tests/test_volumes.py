@@ -277,6 +277,9 @@ BAD_INPUT = [
     ("decimal mode", LAYOUT.replace("mode: 0775", "mode: 775"), None, {},
      "volumes/layout.yaml:18: volume mythtv: mode 775 is not octal permission bits such as 0700; "
      'write 0775 or "0775"'),
+    ("decimal mode that fits", LAYOUT.replace("mode: 0775", "mode: 500"), None, {},
+     "volumes/layout.yaml:18: volume mythtv: mode 500 is the decimal number 500 (0764); write permission "
+     "bits in octal, such as 0500"),
     ("owner", LAYOUT.replace('"1234:2345"', '"bob;rm -rf /"'), None, {},
      'volumes/layout.yaml:17: volume mythtv: owner "bob;rm -rf /" is not user, user:group or :group'),
     ("unknown field", LAYOUT.replace("  size: 400Gi", "  sise: 400Gi"), None, {},
