@@ -130,8 +130,9 @@ def _check(obj, where, run):
             return errors
         found = sorted({(_line(where, path), message) for error in validator.iter_errors(obj)
                         for path, message in _describe(error)})
-    except ValueError as e:  # jsonschema_rs: "Recursion limit reached"
-        return errors + [_error(where, [], label, f"cannot validate: {e} (the object is nested too deeply)")]
+    except ValueError as e:  # jsonschema_rs: "Recursion limit reached" on absurd nesting
+        why = " (the object is nested too deeply)" if "ecursion" in str(e) else ""
+        return errors + [_error(where, [], label, f"cannot validate: {e}{why}")]
     errors += [UserError(message, file=where.file, line=line, obj=label)
                for line, message in found[:MAX_ERRORS_PER_OBJECT]]
     if len(found) > MAX_ERRORS_PER_OBJECT:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -37,6 +38,30 @@ def _collectable():
     ends soon; the suite's one long process takes it back after each test."""
     yield
     gc.unfreeze()
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="install -o root on the test node needs root")
+
+
+@dataclass
+class Result:
+    """What a command run in this process returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+def in_process(argv, capfd, main=None):
+    """render.py ARGV run in this process (`main`: cli.main); argparse's exits count as codes."""
+    from k8s import cli
+
+    try:
+        code = (main or cli.main)(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capfd.readouterr()
+    return Result(code, out, err)
 
 
 def examples(ci_count, dev_count=200):

@@ -8,13 +8,13 @@ registered) in a scratch project; output captured at the file-descriptor level.
 import os
 import shlex
 import stat
-from dataclasses import dataclass
 
 import pytest
 import yaml
 
 from k8s import cli, audit
 
+from .conftest import in_process, needs_root
 from .sshd import sshd, sshd_factory  # noqa: F401
 
 NODE = "cp1.example.com"
@@ -34,14 +34,6 @@ USERS = [  # (user, groups): people, service accounts and every system user the 
     ("system:anonymous", ["system:unauthenticated"]),
 ]
 NAMESPACES = ["kube-system", "kube-node-lease", "default", "demo", ""]
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="install -o root on the test node needs root")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture
@@ -52,12 +44,7 @@ def run(tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
     def run(*argv):
-        try:
-            code = cli.main(list(argv))
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = capfd.readouterr()
-        return Result(code, out, err)
+        return in_process(argv, capfd)
 
     return run
 

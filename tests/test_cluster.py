@@ -1,5 +1,6 @@
 """Cluster: what a broken kubeconfig or a silent server gives, one line each."""
 
+import signal
 import socket
 import time
 
@@ -13,15 +14,25 @@ from .apiserver import write_kubeconfig
 
 def test_a_server_that_never_answers_times_out(tmp_path, monkeypatch):
     monkeypatch.setattr(cluster, "REQUEST_TIMEOUT", (1, 1))
-    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        start = time.monotonic()
-        with cluster.Cluster(write_kubeconfig(tmp_path / "kubeconfig", url)) as c:
-            with pytest.raises(UserError, match=rf"^cannot reach the API server {url} .*timed out"):
-                c.version()
-    assert time.monotonic() - start < 10
+
+    def hung(signum, frame):  # without the timeout the request waits forever: fail, do not hang
+        raise AssertionError("the request did not time out")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+            start = time.monotonic()
+            with cluster.Cluster(write_kubeconfig(tmp_path / "kubeconfig", url)) as c:
+                with pytest.raises(UserError, match=rf"^cannot reach the API server {url} .*timed out"):
+                    c.version()
+        assert time.monotonic() - start < 10
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("text, message", [

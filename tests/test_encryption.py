@@ -9,7 +9,6 @@ import base64
 import os
 import shlex
 import stat
-from dataclasses import dataclass
 
 import pytest
 import yaml
@@ -19,6 +18,7 @@ from k8s.errors import UserError
 from k8s.sops import Sops
 
 from .apiserver import ApiServer
+from .conftest import in_process, needs_root
 from .gpg import KEY_EMAIL, KEY_NAME, gnupghome, gpg_session_key  # noqa: F401
 from .sshd import sshd, sshd_factory  # noqa: F401
 
@@ -37,14 +37,6 @@ ENV_OUT = ("VARS_FILE", "K8S_NAMESPACE", "KUBE_VERSION", "GPG_FINGERPRINT", "SOP
            "SOPS_PGP_FP", "SOPS_CONFIG", "EDITOR")
 NODE = "cp1.example.com"
 KEY_PATH = "secrets/etcd-encryption.yml"
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="install -o root on the test node needs root")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 class Repo:
@@ -53,13 +45,9 @@ class Repo:
         self.outputs = []
 
     def run(self, *argv, main=cli.main):
-        try:
-            code = main(list(argv))
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = self.capfd.readouterr()
-        self.outputs.append(out + err)
-        return Result(code, out, err)
+        result = in_process(argv, self.capfd, main)
+        self.outputs.append(result.out + result.err)
+        return result
 
     def ok(self, *argv, **kwargs):
         result = self.run(*argv, **kwargs)

@@ -13,16 +13,15 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
-from k8s import cli, keys, secrets, secrets_cli
+from k8s import keys, secrets, secrets_cli
 from k8s.errors import UserError
 from k8s.sops import Sops
 
 from .apiserver import ApiServer
-from .conftest import ROOT
+from .conftest import ROOT, in_process
 from .gpg import KEY_EMAIL, KEY_NAME, export_public, gnupghome, gpg_homes, gpg_session_key  # noqa: F401
 from .gpg import import_keys, make_key
 
@@ -40,13 +39,6 @@ ENV_OUT = ("VARS_FILE", "K8S_NAMESPACE", "GPG_FINGERPRINT", "SOPS_AGE_RECIPIENT"
            "SOPS_AGE_RECIPIENTS", "SOPS_CONFIG")
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 class Repo:
     """A scratch checkout: Makefile.vars, secrets/, and a way to run `render.py secrets …`."""
 
@@ -56,13 +48,9 @@ class Repo:
         self.fds = []
 
     def run(self, *argv):
-        try:
-            code = cli.main(["secrets", *argv])
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
-        out, err = self.capfd.readouterr()
-        self.outputs.append(out + err)
-        return Result(code, out, err)
+        result = in_process(["secrets", *argv], self.capfd)
+        self.outputs.append(result.out + result.err)
+        return result
 
     def path(self, rel):
         return os.path.join(self.root, rel)

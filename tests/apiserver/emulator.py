@@ -858,20 +858,7 @@ class ApiServerEmulator(KubernetesEmulator):
         if old is None:
             raise StatusError(404, f'{t.qualified} "{name}" not found', t.details(name))
         self._check_precondition(t, name, old, (obj.get("metadata") or {}).get("resourceVersion"))
-        if t.subresource == "status":
-            new = F.clone(old)
-            if "status" in obj:
-                new["status"] = F.clone(obj["status"])
-            else:
-                new.pop("status", None)
-        else:
-            new = F.clone(obj)
-            new.setdefault("metadata", {})["managedFields"] = old["metadata"].get("managedFields")
-            if t.has_status:
-                new.pop("status", None)
-                if "status" in old:
-                    new["status"] = F.clone(old["status"])
-        return self._update(t, key, old, new, manager, dry_run)
+        return self._update(t, key, old, self._written(t, old, F.clone(obj)), manager, dry_run)
 
     def _update(self, t: Target, key: tuple, old: dict[str, Any], new: dict[str, Any], manager: str,
                 dry_run: bool, validate: bool = True,
@@ -913,20 +900,25 @@ class ApiServerEmulator(KubernetesEmulator):
                                   t.details(name)) from None
         if not isinstance(patched, dict):
             raise StatusError(400, "the patched object is not a JSON object")
+        return self._update(t, key, old, self._written(t, old, patched), manager, dry_run)
+
+    @staticmethod
+    def _written(t: Target, old: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """What a PUT or PATCH of `body` stores: through /status only the status changes;
+        otherwise everything but the status and managedFields, which the server keeps."""
         if t.subresource == "status":
             new = F.clone(old)
-            if "status" in patched:
-                new["status"] = patched["status"]
+            if "status" in body:
+                new["status"] = body["status"]
             else:
                 new.pop("status", None)
-        else:
-            new = patched
-            new.setdefault("metadata", {})["managedFields"] = old["metadata"].get("managedFields")
-            if t.has_status:
-                new.pop("status", None)
-                if "status" in old:
-                    new["status"] = F.clone(old["status"])
-        return self._update(t, key, old, new, manager, dry_run)
+            return new
+        body.setdefault("metadata", {})["managedFields"] = old["metadata"].get("managedFields")
+        if t.has_status:
+            body.pop("status", None)
+            if "status" in old:
+                body["status"] = F.clone(old["status"])
+        return body
 
     def _apply(self, t: Target, route: Route, body: bytes, params: dict[str, str],
                dry_run: bool) -> tuple[int, dict[str, Any]]:
