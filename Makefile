@@ -24,7 +24,7 @@ ACTION  ?= apply
 COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help test render validate vars components bench clean install diff check kubeconfig \
+.PHONY: help test controlplane sandbox sandbox_down render validate vars components bench clean install diff check kubeconfig \
 	untaint_master admission_config sops_gen_gpg sops_gen_age secrets data_sync_keys \
 	persistent persistent_dirs node_labels encryption_key encryption_config \
 	encryption_install encryption_rotate audit_policy audit_install vendor $(COMPONENTS)
@@ -37,8 +37,17 @@ help: ## list every target with its description
 
 .venv: .venv/.installed ## create the virtualenv with the pinned dependencies
 
-test: .venv/.installed ## run the whole test suite
-	HYPOTHESIS_PROFILE=ci $(PYTHON) -m pytest
+test: .venv/.installed controlplane ## run the whole test suite (cluster tests on a real control plane, network isolated)
+	HYPOTHESIS_PROFILE=ci tests/controlplane/isolated $(PYTHON) -m pytest
+
+controlplane: .venv/.installed ## build kube-apiserver, controller-manager, scheduler and etcd for the tests (cached)
+	$(PYTHON) tests/controlplane/build.py
+
+sandbox: .venv/.installed controlplane ## start a real control plane with simulated K8S_NODES and print its KUBECONFIG
+	$(PYTHON) -m tests.controlplane.sandbox up
+
+sandbox_down: .venv/.installed ## stop the control plane `make sandbox` started
+	$(PYTHON) -m tests.controlplane.sandbox down
 
 render: .venv/.installed ## render + validate every component into build/ (no cluster needed)
 	$(RENDER) template --out $(BUILD)

@@ -95,3 +95,34 @@ class Project:
 @pytest.fixture
 def project(tmp_path):
     return Project(tmp_path)
+
+
+# --- the real control plane -------------------------------------------------------------------
+
+CONTROL_PLANE_NODES = ("kube1", "kube2", "kube3")
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory):
+    """One real control plane for the session (tests.controlplane): etcd, kube-apiserver with
+    the toolkit's EncryptionConfiguration and audit policy, controller-manager, scheduler and
+    simulated nodes kube1 (control plane), kube2 and kube3. Tests share it: each works in
+    namespaces and objects named after itself."""
+    from tests.controlplane.harness import ControlPlane, write_toolkit_configs
+
+    work = tmp_path_factory.mktemp("control-plane")
+    encryption_config, audit_policy = write_toolkit_configs(work / "config")
+    plane = ControlPlane(work, nodes=CONTROL_PLANE_NODES, control_plane_nodes=CONTROL_PLANE_NODES[:1],
+                         encryption_config=encryption_config, audit_policy=audit_policy)
+    plane.start()
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture
+def fault_proxy(control_plane):
+    """A fault-injecting proxy in front of the session's control plane (tests.controlplane.faults)."""
+    from tests.controlplane.faults import FaultProxy
+
+    with FaultProxy(control_plane) as proxy:
+        yield proxy

@@ -1,0 +1,198 @@
+"""``FaultProxy``: an HTTPS proxy in front of the real kube-apiserver that answers chosen
+requests itself with faults the real server cannot be made to produce on demand (a 5xx,
+a 429 with Retry-After, a slow answer, a dropped connection, a malformed body), and
+passes every other request through. It records every request it saw.
+
+    with FaultProxy(plane) as proxy:
+        proxy.fail(method="PATCH", path=r"/deployments/", status=503, times=2)
+        run the code under test with KUBECONFIG=proxy.kubeconfig(tmp_path / "kubeconfig")
+        proxy.requests(method="PATCH")    # [(method, path, status, fault), ...]
+
+It serves TLS with a certificate of the cluster's CA and talks to the apiserver as the
+cluster admin, so a client needs nothing but the kubeconfig it writes.
+"""
+
+import asyncio
+import os
+import re
+import ssl
+import threading
+from dataclasses import dataclass, field
+
+import aiohttp
+import aiohttp.web
+
+from . import pki
+from .harness import free_port, kubeconfig_text
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+@dataclass
+class Fault:
+    method: str | None
+    path: re.Pattern
+    status: int = 503
+    body: bytes = b'{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected","code":503}'
+    content_type: str = "application/json"
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    passthrough: bool = False  # only delay, then forward
+    times: int | None = None  # None: every matching request
+
+    def matches(self, method, path):
+        return (self.method is None or self.method == method) and self.path.search(path) and self.times != 0
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: str
+    status: int | None
+    fault: str | None
+
+
+class FaultProxy:
+    def __init__(self, plane):
+        self.plane = plane
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.faults = []
+        self.seen = []
+        self.lock = threading.Lock()
+        self._loop = None
+        self._thread = None
+
+    # -- configuring ----------------------------------------------------------------------------
+
+    def fail(self, path=".", method=None, status=503, times=None, retry_after=None, body=None,
+             content_type="application/json", delay=0.0, drop=False, passthrough=False):
+        """Answer matching requests (path: regex on the URL path) with this fault, `times` times."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        fault = Fault(method and method.upper(), re.compile(path), status, headers=headers, delay=delay, drop=drop,
+                      passthrough=passthrough, times=times, content_type=content_type)
+        if body is not None:
+            fault.body = body if isinstance(body, bytes) else body.encode()
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def slow(self, path=".", method=None, delay=1.0, times=None):
+        """Forward matching requests, but only after `delay` seconds."""
+        return self.fail(path, method, delay=delay, passthrough=True, times=times)
+
+    def clear(self):
+        with self.lock:
+            self.faults.clear()
+            self.seen.clear()
+
+    def requests(self, method=None, path=None):
+        with self.lock:
+            return [s for s in self.seen if (method is None or s.method == method)
+                    and (path is None or re.search(path, s.path))]
+
+    def kubeconfig(self, path):
+        def read(name):
+            with open(os.path.join(self.plane.pki, name), "rb") as f:
+                return f.read()
+
+        return pki.write_private(os.fspath(path), kubeconfig_text(self.url, read("ca.crt"), "kubernetes-admin",
+                                                                  read("admin.crt"), read("admin.key")))
+
+    # -- serving --------------------------------------------------------------------------------
+
+    def _take(self, method, path):
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    if fault.times is not None:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    def _record(self, request, status, fault):
+        with self.lock:
+            self.seen.append(Seen(request.method, request.path, request.query_string, status, fault))
+
+    async def _handle(self, request):
+        fault = self._take(request.method, request.path)
+        if fault and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault and fault.drop:
+            self._record(request, None, "drop")
+            request.transport.close()
+            raise aiohttp.web.HTTPInternalServerError()  # never sent: the connection is gone
+        if fault and not fault.passthrough:
+            self._record(request, fault.status, "error")
+            return aiohttp.web.Response(status=fault.status, body=fault.body, headers=fault.headers,
+                                        content_type=fault.content_type)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        async with self._session.request(request.method, self.plane.url + request.path_qs, data=body or None,
+                                         headers=headers, allow_redirects=False) as upstream:
+            if request.query.get("watch") in ("true", "1"):
+                response = aiohttp.web.StreamResponse(status=upstream.status)
+                response.content_type = upstream.content_type
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                self._record(request, upstream.status, "slow" if fault else None)
+                return response
+            payload = await upstream.read()
+            self._record(request, upstream.status, "slow" if fault else None)
+            return aiohttp.web.Response(status=upstream.status, body=payload, headers={
+                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP})
+
+    def _contexts(self):
+        cert, key = self.plane.ca.issue("fault-proxy", server_ips=["127.0.0.1"], server_names=["localhost"])
+        directory = os.path.join(self.plane.workdir, f"proxy-{self.port}")
+        os.makedirs(directory, exist_ok=True)
+        pki.write_private(os.path.join(directory, "tls.crt"), cert)
+        pki.write_private(os.path.join(directory, "tls.key"), key)
+        serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        serving.load_cert_chain(os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key"))
+        return serving, self.plane._ssl()
+
+    async def _astart(self, ready):
+        serving, upstream = self._contexts()
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=upstream),
+                                              timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                                              auto_decompress=False)
+        server = aiohttp.web.Server(self._handle, access_log=None)
+        self._runner = aiohttp.web.ServerRunner(server)
+        await self._runner.setup()
+        await aiohttp.web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=serving).start()
+        ready.set()
+
+    async def _astop(self):
+        await self._runner.cleanup()
+        await self._session.close()
+
+    def start(self):
+        ready = threading.Event()
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._astart(ready))
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._astop())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fault-proxy", daemon=True)
+        self._thread.start()
+        if not ready.wait(20):
+            raise RuntimeError("the fault proxy did not start")
+        return self
+
+    def stop(self):
+        if self._loop:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(20)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,292 @@
+"""``ControlPlane``: etcd, kube-apiserver, kube-controller-manager and kube-scheduler, as
+kubeadm runs them, on free loopback ports, plus simulated nodes (tests.controlplane.nodes).
+
+    plane = ControlPlane(workdir, nodes=["kube1", "kube2"]).start()
+    plane.kubeconfig            # kubeadm's admin.conf: context kubernetes-admin@kubernetes
+    plane.etcd_get("/registry/secrets/demo/db")   # the bytes etcd stores
+    plane.stop()
+
+Every process logs to WORKDIR/<name>.log; a start that fails names that log's last line.
+"""
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import yaml
+
+from . import build, pki
+
+CLUSTER = "kubernetes"
+ADMIN_CONTEXT = "kubernetes-admin@kubernetes"
+SERVICE_CIDR = "10.96.0.0/12"
+SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service, first address of the range
+POD_CIDR = "10.244.0.0/16"  # flannel's default, what kubeadm init --pod-network-cidr gets
+START_TIMEOUT = 120
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kubeconfig_text(server, ca_pem, user, cert_pem=None, key_pem=None, token=None,
+                    context=None, namespace=None):
+    """A kubeconfig of one cluster, one user and one context named `user@kubernetes`."""
+    credentials = {"token": token} if token else {
+        "client-certificate-data": base64.b64encode(cert_pem).decode(),
+        "client-key-data": base64.b64encode(key_pem).decode()}
+    context = context or f"{user}@{CLUSTER}"
+    ctx = {"cluster": CLUSTER, "user": user}
+    if namespace:
+        ctx["namespace"] = namespace
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": CLUSTER, "cluster": {
+            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": context, "context": ctx}],
+        "current-context": context, "preferences": {}}, sort_keys=False)
+
+
+def write_toolkit_configs(directory):
+    """(encryption config, audit policy): the toolkit's own EncryptionConfiguration, with a fresh
+    key of its default provider, and its audit policy, as kube-apiserver reads them on a node."""
+    from k8s import audit, encryption
+
+    os.makedirs(directory, exist_ok=True)
+    encryption_path = os.path.join(directory, "encryption-config.yaml")
+    key = encryption.generate(encryption.DEFAULTS["ENCRYPTION_PROVIDER"])
+    resources = encryption.resources(encryption.DEFAULTS["ENCRYPTION_RESOURCES"])
+    pki.write_private(encryption_path, encryption.config_text([key], resources, encryption_path))
+    audit_path = pki.write_private(os.path.join(directory, "audit-policy.yaml"), audit.policy_text())
+    return encryption_path, audit_path
+
+
+class ControlPlane:
+    """A real control plane in `workdir`; see the module docstring.
+
+    encryption_config, audit_policy: paths handed to kube-apiserver as
+        --encryption-provider-config and --audit-policy-file (the audit log is WORKDIR/audit.log).
+    nodes: names of the simulated nodes; control_plane_nodes: those of them with kubeadm's
+        control-plane label and, when `taint_control_plane`, its NoSchedule taint.
+    pod_delay: seconds a simulated node takes to start a scheduled pod.
+    """
+
+    def __init__(self, workdir, *, nodes=("kube1",), control_plane_nodes=(), taint_control_plane=False,
+                 encryption_config=None, audit_policy=None, pod_delay=0.2, bin_dir=None, port=None):
+        self.workdir = os.path.abspath(workdir)
+        self.nodes = list(nodes)
+        self.control_plane_nodes = list(control_plane_nodes)
+        self.taint_control_plane = taint_control_plane
+        self.encryption_config = encryption_config
+        self.audit_policy = audit_policy
+        self.pod_delay = pod_delay
+        self.bin_dir = bin_dir
+        self.port = port or free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.pki = os.path.join(self.workdir, "pki")
+        self.kubeconfig = os.path.join(self.workdir, "admin.conf")
+        self.audit_log = os.path.join(self.workdir, "audit.log")
+        self.processes = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        bins = self.bin_dir or build.ensure_built(quiet=True)
+        self.ca = pki.write_pki(self.pki, SERVICE_IP)
+        self._write_kubeconfigs()
+        try:
+            self._start_etcd(bins)
+            self._start_apiserver(bins)
+            self._start_controllers(bins)
+            self._start_nodes()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for name, proc in reversed(list(self.processes.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _spawn(self, name, argv, env=None):
+        log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
+        self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                env=env or os.environ.copy(), start_new_session=True)
+        log.close()
+        return self.processes[name]
+
+    def _wait(self, name, check, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.processes[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}: {self.last_log_line(name)}")
+            try:
+                if check():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not ready after {timeout}s: {self.last_log_line(name)}")
+
+    def last_log_line(self, name):
+        try:
+            with open(os.path.join(self.workdir, f"{name}.log"), errors="replace") as f:
+                lines = [line.strip() for line in f if line.strip()]
+        except OSError:
+            return "(no log)"
+        return lines[-1] if lines else "(empty log)"
+
+    # -- the processes --------------------------------------------------------------------------
+
+    def _start_etcd(self, bins):
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        peer_url = f"http://127.0.0.1:{peer}"
+        self._spawn("etcd", [
+            os.path.join(bins, "etcd"), "--name", "default", "--data-dir", os.path.join(self.workdir, "etcd"),
+            "--listen-client-urls", self.etcd_url, "--advertise-client-urls", self.etcd_url,
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", f"default={peer_url}", "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
+            "--unsafe-no-fsync",  # a test cluster: losing it on a power cut is fine
+            "--log-level", "warn"])
+        self._wait("etcd", lambda: urllib.request.urlopen(f"{self.etcd_url}/health", timeout=2).status == 200)
+
+    def _start_apiserver(self, bins):
+        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+        argv = [
+            os.path.join(bins, "kube-apiserver"),
+            f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={self.port}", f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--tls-cert-file={p('apiserver.crt')}", f"--tls-private-key-file={p('apiserver.key')}",
+            f"--client-ca-file={p('ca.crt')}",
+            f"--kubelet-client-certificate={p('apiserver-kubelet-client.crt')}",
+            f"--kubelet-client-key={p('apiserver-kubelet-client.key')}",
+            f"--proxy-client-cert-file={p('front-proxy-client.crt')}",
+            f"--proxy-client-key-file={p('front-proxy-client.key')}",
+            f"--requestheader-client-ca-file={p('front-proxy-ca.crt')}",
+            "--requestheader-allowed-names=front-proxy-client", "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group", "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={p('sa.pub')}", f"--service-account-signing-key-file={p('sa.key')}",
+            # kubeadm's defaults
+            "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true", "--enable-bootstrap-token-auth=true",
+            "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+            # the advertised address is loopback, which the `kubernetes` Service's endpoint
+            # reconciler refuses; no pod really runs, so the Service needs no endpoints
+            "--endpoint-reconciler-type=none",
+            "--profiling=false", "--v=1"]
+        if self.encryption_config:
+            argv.append(f"--encryption-provider-config={self.encryption_config}")
+        if self.audit_policy:
+            argv += [f"--audit-policy-file={self.audit_policy}", f"--audit-log-path={self.audit_log}"]
+        self._spawn("kube-apiserver", argv)
+        self._wait("kube-apiserver", lambda: self.get("/readyz") == "ok")
+
+    def _start_controllers(self, bins):
+        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+        kcm = os.path.join(self.workdir, "controller-manager.conf")
+        self._spawn("kube-controller-manager", [
+            os.path.join(bins, "kube-controller-manager"),
+            f"--kubeconfig={kcm}", f"--authentication-kubeconfig={kcm}", f"--authorization-kubeconfig={kcm}",
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
+            "--use-service-account-credentials=true", "--controllers=*,bootstrapsigner,tokencleaner",
+            f"--root-ca-file={p('ca.crt')}", f"--service-account-private-key-file={p('sa.key')}",
+            f"--cluster-signing-cert-file={p('ca.crt')}", f"--cluster-signing-key-file={p('ca.key')}",
+            f"--requestheader-client-ca-file={p('front-proxy-ca.crt')}",
+            "--allocate-node-cidrs=true", f"--cluster-cidr={POD_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--v=1"])
+        sched = os.path.join(self.workdir, "scheduler.conf")
+        self._spawn("kube-scheduler", [
+            os.path.join(bins, "kube-scheduler"),
+            f"--kubeconfig={sched}", f"--authentication-kubeconfig={sched}", f"--authorization-kubeconfig={sched}",
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false", "--v=1"])
+        # ready once the token controller has given the default namespace its root CA ConfigMap
+        self._wait("kube-controller-manager",
+                   lambda: self.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt", check=False) is not None)
+
+    def _start_nodes(self):
+        argv = [sys.executable, "-m", "tests.controlplane.nodes", "--kubeconfig", self.kubeconfig,
+                "--pod-delay", str(self.pod_delay), "--ready-file", os.path.join(self.workdir, "nodes.ready")]
+        for node in self.nodes:
+            argv += ["--node", node]
+        for node in self.control_plane_nodes:
+            argv += ["--control-plane", node]
+        if self.taint_control_plane:
+            argv.append("--taint-control-plane")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self._spawn("nodes", argv, env=env)
+        self._wait("nodes", lambda: os.path.exists(os.path.join(self.workdir, "nodes.ready")), timeout=60)
+
+    def _write_kubeconfigs(self):
+        def read(name):
+            with open(os.path.join(self.pki, name), "rb") as f:
+                return f.read()
+
+        ca = read("ca.crt")
+        for file, user, stem in (("admin.conf", "kubernetes-admin", "admin"),
+                                 ("controller-manager.conf", "system:kube-controller-manager", "controller-manager"),
+                                 ("scheduler.conf", "system:kube-scheduler", "scheduler")):
+            text = kubeconfig_text(self.url, ca, user, read(f"{stem}.crt"), read(f"{stem}.key"))
+            pki.write_private(os.path.join(self.workdir, file), text)
+
+    # -- reading the real thing -----------------------------------------------------------------
+
+    def _ssl(self):
+        import ssl
+
+        context = ssl.create_default_context(cafile=os.path.join(self.pki, "ca.crt"))
+        context.load_cert_chain(os.path.join(self.pki, "admin.crt"), os.path.join(self.pki, "admin.key"))
+        return context
+
+    def get(self, path, check=True):
+        """The body of an admin GET on the apiserver (JSON decoded when it is JSON); None for a 404
+        when not `check`."""
+        try:
+            with urllib.request.urlopen(self.url + path, context=self._ssl(), timeout=10) as reply:
+                body = reply.read().decode()
+        except urllib.error.HTTPError as err:
+            if err.code == 404 and not check:
+                return None
+            raise
+        return json.loads(body) if body.startswith("{") else body
+
+    def etcd_get(self, key):
+        """The raw value etcd stores under `key` (bytes), or None; read through etcd's gRPC gateway."""
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        request = urllib.request.Request(f"{self.etcd_url}/v3/kv/range", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            kvs = json.loads(reply.read()).get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]) if kvs else None
+
+    def user_kubeconfig(self, path, user, groups=(), namespace=None):
+        """A kubeconfig for a client-certificate user (CN=user, O=groups), as `kubeadm kubeconfig user` makes."""
+        cert, key = self.ca.issue(user, groups)
+        return pki.write_private(path, kubeconfig_text(self.url, self.ca.pem, user, cert, key, namespace=namespace))

@@ -1,0 +1,229 @@
+"""Simulated nodes for the test control plane: what kubelets would tell the apiserver.
+
+    python -m tests.controlplane.nodes --kubeconfig admin.conf --node kube1 --node kube2 \\
+        [--control-plane kube1] [--taint-control-plane] [--pod-delay 0.2] [--ready-file PATH]
+
+Registers each node Ready with capacity and kubeadm's labels, renews its Lease (so the
+node lifecycle controller keeps it Ready), and plays its kubelet for pods: a pod
+scheduled to it turns Running and Ready after --pod-delay seconds (a Job's pod
+Succeeded instead), and a pod being deleted is removed, as a kubelet does once its
+containers stopped. No container runs: nothing here pulls an image or opens a port.
+"""
+
+import argparse
+import datetime
+import ipaddress
+import itertools
+import os
+import sys
+import threading
+import time
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+KUBELET_VERSION = "v1.37.2"
+LEASE_SECONDS = 40
+RENEW_EVERY = 10
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+CAPACITY = {"cpu": "8", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def stamp(moment=None):
+    return (moment or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_ip(index):
+    """Loopback addresses: whatever dials a node stays on this machine."""
+    return f"127.0.1.{index + 1}"
+
+
+class Nodes:
+    def __init__(self, api, names, control_plane=(), taint=False, pod_delay=0.2):
+        self.core = client.CoreV1Api(api)
+        self.leases = client.CoordinationV1Api(api)
+        self.names = list(names)
+        self.control_plane = set(control_plane)
+        self.taint = taint
+        self.pod_delay = pod_delay
+        self.ips = {name: node_ip(i) for i, name in enumerate(self.names)}
+        self.pod_ips = {}
+        self.started = set()  # pod uids handled (started or finished)
+        self.lock = threading.Lock()
+
+    # -- nodes ----------------------------------------------------------------------------------
+
+    def register(self):
+        for name in self.names:
+            labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                      "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64"}
+            taints = []
+            if name in self.control_plane:
+                labels[CONTROL_PLANE_LABEL] = ""
+                labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+                if self.taint:
+                    taints.append({"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"})
+            body = {"metadata": {"name": name, "labels": labels}, "spec": {"taints": taints}}
+            try:
+                self.core.create_node(body)
+            except ApiException as err:
+                if err.status != 409:
+                    raise
+            self.report_status(name)
+        self.renew_leases()
+
+    def report_status(self, name):
+        beat = stamp()
+        conditions = [{"type": t, "status": "False", "reason": f"KubeletHas{r}", "lastHeartbeatTime": beat,
+                       "lastTransitionTime": beat}
+                      for t, r in (("MemoryPressure", "SufficientMemory"), ("DiskPressure", "NoDiskPressure"),
+                                   ("PIDPressure", "SufficientPID"))]
+        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
+                           "message": "kubelet is posting ready status (simulated)",
+                           "lastHeartbeatTime": beat, "lastTransitionTime": beat})
+        status = {"capacity": CAPACITY, "allocatable": CAPACITY, "conditions": conditions,
+                  "addresses": [{"type": "InternalIP", "address": self.ips[name]},
+                                {"type": "Hostname", "address": name}],
+                  "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                  "nodeInfo": {"kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": "",
+                               "operatingSystem": "linux", "architecture": "amd64",
+                               "containerRuntimeVersion": "containerd://2.2.0", "osImage": "Debian GNU/Linux 13",
+                               "kernelVersion": "6.12.0", "machineID": "", "systemUUID": "", "bootID": ""}}
+        self.core.patch_node_status(name, {"status": status})
+
+    def renew_leases(self):
+        renew = now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for name in self.names:
+            body = {"metadata": {"name": name, "namespace": "kube-node-lease"},
+                    "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": renew}}
+            try:
+                self.leases.replace_namespaced_lease(name, "kube-node-lease", body)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                self.leases.create_namespaced_lease("kube-node-lease", body)
+
+    def heartbeat(self, stop):
+        while not stop.wait(RENEW_EVERY):
+            try:
+                self.renew_leases()
+            except Exception as err:  # the apiserver may be restarting; try again next beat
+                print(f"lease renewal failed: {err}", file=sys.stderr, flush=True)
+
+    # -- pods -----------------------------------------------------------------------------------
+
+    def pod_ip(self, pod):
+        node = pod.spec.node_name
+        if pod.spec.host_network:
+            return self.ips[node]
+        with self.lock:
+            if node not in self.pod_ips:
+                cidr = self.core.read_node(node).spec.pod_cidr or "10.244.0.0/24"
+                self.pod_ips[node] = (str(ip) for ip in itertools.islice(ipaddress.ip_network(cidr).hosts(), 1, None))
+            return next(self.pod_ips[node])
+
+    def handle(self, pod):
+        meta, spec = pod.metadata, pod.spec
+        if not spec.node_name or spec.node_name not in self.ips:
+            return
+        if meta.deletion_timestamp:
+            self.remove(pod)
+        elif meta.uid not in self.started and (pod.status.phase in (None, "Pending")):
+            self.started.add(meta.uid)
+            threading.Timer(self.pod_delay, self.start_pod, (pod,)).start()
+
+    def remove(self, pod):
+        try:
+            self.core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0,
+                                            body=client.V1DeleteOptions(
+                                                grace_period_seconds=0,
+                                                preconditions=client.V1Preconditions(uid=pod.metadata.uid)))
+        except ApiException as err:
+            if err.status not in (404, 409):
+                print(f"delete {pod.metadata.namespace}/{pod.metadata.name}: {err.status}", file=sys.stderr)
+
+    def start_pod(self, pod):
+        meta, spec = pod.metadata, pod.spec
+        job = any(ref.kind == "Job" for ref in meta.owner_references or ())
+        started = stamp()
+        ip = self.pod_ip(pod)
+        if job:
+            state = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": stamp()}}
+        else:
+            state = {"running": {"startedAt": started}}
+        ready = "False" if job else "True"
+        statuses = [{"name": c.name, "image": c.image, "imageID": "", "containerID": f"containerd://{meta.uid}-{c.name}",
+                     "ready": not job, "started": not job, "restartCount": 0, "state": state}
+                    for c in spec.containers]
+        init = [{"name": c.name, "image": c.image, "imageID": "", "containerID": f"containerd://{meta.uid}-{c.name}",
+                 "ready": True, "started": False, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
+                                          "finishedAt": started}}}
+                for c in spec.init_containers or ()]
+        conditions = [{"type": t, "status": s, "lastTransitionTime": started}
+                      for t, s in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
+                                   ("ContainersReady", ready), ("Ready", ready), ("PodScheduled", "True"))]
+        status = {"phase": "Succeeded" if job else "Running", "conditions": conditions,
+                  "hostIP": self.ips[spec.node_name], "hostIPs": [{"ip": self.ips[spec.node_name]}],
+                  "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
+                  "containerStatuses": statuses, "initContainerStatuses": init}
+        try:
+            self.core.patch_namespaced_pod_status(meta.name, meta.namespace, {"status": status})
+        except ApiException as err:
+            if err.status != 404:
+                print(f"status of {meta.namespace}/{meta.name}: {err.status} {err.body}", file=sys.stderr, flush=True)
+
+    def run_pods(self, stop):
+        resource_version = None
+        while not stop.is_set():
+            try:
+                if resource_version is None:
+                    listing = self.core.list_pod_for_all_namespaces()
+                    for pod in listing.items:
+                        self.handle(pod)
+                    resource_version = listing.metadata.resource_version
+                for event in watch.Watch().stream(self.core.list_pod_for_all_namespaces,
+                                                  resource_version=resource_version, timeout_seconds=60):
+                    pod = event["object"]
+                    resource_version = pod.metadata.resource_version
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        self.handle(pod)
+            except ApiException as err:
+                if err.status == 410:  # the watch fell too far behind: list again
+                    resource_version = None
+                else:
+                    time.sleep(0.5)
+            except Exception as err:  # a dropped connection: resume from the last version seen
+                print(f"pod watch: {err}", file=sys.stderr, flush=True)
+                time.sleep(0.5)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.controlplane.nodes", description=__doc__.split("\n")[0])
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--node", action="append", default=[], required=True)
+    parser.add_argument("--control-plane", action="append", default=[])
+    parser.add_argument("--taint-control-plane", action="store_true")
+    parser.add_argument("--pod-delay", type=float, default=0.2)
+    parser.add_argument("--ready-file")
+    args = parser.parse_args(argv)
+    api = config.new_client_from_config(config_file=args.kubeconfig)
+    nodes = Nodes(api, args.node, args.control_plane, args.taint_control_plane, args.pod_delay)
+    nodes.register()
+    stop = threading.Event()
+    threading.Thread(target=nodes.heartbeat, args=(stop,), daemon=True).start()
+    if args.ready_file:
+        with open(args.ready_file, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    try:
+        nodes.run_pods(stop)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
