@@ -37,8 +37,8 @@ help: ## list every target with its description
 
 .venv: .venv/.installed ## create the virtualenv with the pinned dependencies
 
-test: .venv/.installed controlplane ## run the whole test suite (cluster tests on a real control plane, network isolated)
-	HYPOTHESIS_PROFILE=ci tests/controlplane/isolated $(PYTHON) -m pytest
+test: .venv/.installed controlplane ## run the whole test suite (cluster-facing tests on a real control plane)
+	HYPOTHESIS_PROFILE=ci $(PYTHON) -m pytest
 
 controlplane: .venv/.installed ## build kube-apiserver, controller-manager, scheduler and etcd for the tests (cached)
 	$(PYTHON) tests/controlplane/build.py

@@ -7,11 +7,17 @@ kubeadm runs them, on free loopback ports, plus simulated nodes (tests.controlpl
     plane.stop()
 
 Every process logs to WORKDIR/<name>.log; a start that fails names that log's last line.
+
+etcd and kube-apiserver run in a network namespace of their own with only loopback, when
+this process may make one (root): kube-apiserver dials Service and pod addresses for
+webhooks and aggregated APIs, and such traffic must stay on this machine. forward.py
+makes their ports reachable here on the same numbers; everything else runs here.
 """
 
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +35,13 @@ SERVICE_CIDR = "10.96.0.0/12"
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service, first address of the range
 POD_CIDR = "10.244.0.0/16"  # flannel's default, what kubeadm init --pod-network-cidr gets
 START_TIMEOUT = 120
+
+
+def can_isolate():
+    """Whether a loopback-only network namespace can be made here (root, unshare and ip)."""
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter") and shutil.which("ip")):
+        return False
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
 
 
 def free_port():
@@ -81,7 +94,8 @@ class ControlPlane:
     """
 
     def __init__(self, workdir, *, nodes=("kube1",), control_plane_nodes=(), taint_control_plane=False,
-                 encryption_config=None, audit_policy=None, pod_delay=0.2, bin_dir=None, port=None):
+                 encryption_config=None, audit_policy=None, pod_delay=0.2, bin_dir=None, port=None,
+                 isolate=None):
         self.workdir = os.path.abspath(workdir)
         self.nodes = list(nodes)
         self.control_plane_nodes = list(control_plane_nodes)
@@ -96,6 +110,7 @@ class ControlPlane:
         self.kubeconfig = os.path.join(self.workdir, "admin.conf")
         self.audit_log = os.path.join(self.workdir, "audit.log")
         self.processes = {}
+        self.isolate = can_isolate() if isolate is None else isolate
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -168,13 +183,17 @@ class ControlPlane:
         client, peer = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
         peer_url = f"http://127.0.0.1:{peer}"
-        self._spawn("etcd", [
+        isolated = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] if self.isolate else []
+        etcd = self._spawn("etcd", [*isolated,
             os.path.join(bins, "etcd"), "--name", "default", "--data-dir", os.path.join(self.workdir, "etcd"),
             "--listen-client-urls", self.etcd_url, "--advertise-client-urls", self.etcd_url,
             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
             "--initial-cluster", f"default={peer_url}", "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
             "--unsafe-no-fsync",  # a test cluster: losing it on a power cut is fine
             "--log-level", "warn"])
+        if self.isolate:
+            self._namespace = f"/proc/{etcd.pid}/ns/net"
+            self._forward([client, self.port])
         self._wait("etcd", lambda: urllib.request.urlopen(f"{self.etcd_url}/health", timeout=2).status == 200)
 
     def _start_apiserver(self, bins):
@@ -206,6 +225,8 @@ class ControlPlane:
             argv.append(f"--encryption-provider-config={self.encryption_config}")
         if self.audit_policy:
             argv += [f"--audit-policy-file={self.audit_policy}", f"--audit-log-path={self.audit_log}"]
+        if self.isolate:
+            argv = ["nsenter", f"--net={self._namespace}", *argv]
         self._spawn("kube-apiserver", argv)
         self._wait("kube-apiserver", lambda: self.get("/readyz") == "ok")
 
@@ -231,6 +252,17 @@ class ControlPlane:
         self._wait("kube-controller-manager",
                    lambda: self.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt", check=False) is not None)
 
+    def _forward(self, ports):
+        """forward.py: these loopback ports here reach the same ports in etcd's namespace."""
+        ready = os.path.join(self.workdir, "forward.ready")
+        self._spawn("forward", [sys.executable, "-m", "tests.controlplane.forward", "--netns", self._namespace,
+                                "--ready-file", ready, *(f"{p}:{p}" for p in ports)], env=self._python_env())
+        self._wait("forward", lambda: os.path.exists(ready), timeout=30)
+
+    def _python_env(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
     def _start_nodes(self):
         argv = [sys.executable, "-m", "tests.controlplane.nodes", "--kubeconfig", self.kubeconfig,
                 "--pod-delay", str(self.pod_delay), "--ready-file", os.path.join(self.workdir, "nodes.ready")]
@@ -240,9 +272,7 @@ class ControlPlane:
             argv += ["--control-plane", node]
         if self.taint_control_plane:
             argv.append("--taint-control-plane")
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        self._spawn("nodes", argv, env=env)
+        self._spawn("nodes", argv, env=self._python_env())
         self._wait("nodes", lambda: os.path.exists(os.path.join(self.workdir, "nodes.ready")), timeout=60)
 
     def _write_kubeconfigs(self):
