@@ -67,16 +67,28 @@ class Nodes:
                 labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
                 if self.taint:
                     taints.append({"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"})
-            body = {"metadata": {"name": name, "labels": labels}, "spec": {"taints": taints}}
+            body = {"metadata": {"name": name, "labels": labels}, "spec": {"taints": taints},
+                    "status": self.status(name)}  # Ready from the start, as a kubelet registers
             try:
                 self.core.create_node(body)
             except ApiException as err:
                 if err.status != 409:
                     raise
-            self.report_status(name)
+            self.core.patch_node_status(name, {"status": self.status(name)})
         self.renew_leases()
 
-    def report_status(self, name):
+    def wait_schedulable(self, timeout=60):
+        """Until the node lifecycle controller has lifted its not-ready taint from every node."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = [n for n in self.names
+                       if any(t.key == "node.kubernetes.io/not-ready" for t in self.core.read_node(n).spec.taints or ())]
+            if not pending:
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"nodes still tainted not-ready after {timeout}s: {', '.join(pending)}")
+
+    def status(self, name):
         beat = stamp()
         conditions = [{"type": t, "status": "False", "reason": f"KubeletHas{r}", "lastHeartbeatTime": beat,
                        "lastTransitionTime": beat}
@@ -93,7 +105,7 @@ class Nodes:
                                "operatingSystem": "linux", "architecture": "amd64",
                                "containerRuntimeVersion": "containerd://2.2.0", "osImage": "Debian GNU/Linux 13",
                                "kernelVersion": "6.12.0", "machineID": "", "systemUUID": "", "bootID": ""}}
-        self.core.patch_node_status(name, {"status": status})
+        return status
 
     def renew_leases(self):
         renew = now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -214,6 +226,7 @@ def main(argv=None):
     api = config.new_client_from_config(config_file=args.kubeconfig)
     nodes = Nodes(api, args.node, args.control_plane, args.taint_control_plane, args.pod_delay)
     nodes.register()
+    nodes.wait_schedulable()
     stop = threading.Event()
     threading.Thread(target=nodes.heartbeat, args=(stop,), daemon=True).start()
     if args.ready_file:
