@@ -6,6 +6,7 @@ kubeadm runs them, on free loopback ports, plus simulated nodes (tests.controlpl
     plane.etcd_get("/registry/secrets/demo/db")   # the bytes etcd stores
     plane.stop()
 
+WORKDIR/endpoints.json names the apiserver's and etcd's URLs for other processes.
 Every process logs to WORKDIR/<name>.log; a start that fails names that log's last line.
 
 etcd and kube-apiserver run in a network namespace of their own with only loopback, when
@@ -83,6 +84,15 @@ def write_toolkit_configs(directory):
     return encryption_path, audit_path
 
 
+def etcd_get(etcd_url, key):
+    """The raw value etcd stores under `key` (bytes), or None; read through etcd's gRPC gateway."""
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+    request = urllib.request.Request(f"{etcd_url}/v3/kv/range", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        kvs = json.loads(reply.read()).get("kvs") or []
+    return base64.b64decode(kvs[0]["value"]) if kvs else None
+
+
 class ControlPlane:
     """A real control plane in `workdir`; see the module docstring.
 
@@ -124,6 +134,8 @@ class ControlPlane:
             self._start_apiserver(bins)
             self._start_controllers(bins)
             self._start_nodes()
+            with open(os.path.join(self.workdir, "endpoints.json"), "w") as f:
+                json.dump({"apiserver": self.url, "etcd": self.etcd_url}, f)
         except BaseException:
             self.stop()
             raise
@@ -309,12 +321,7 @@ class ControlPlane:
         return json.loads(body) if body.startswith("{") else body
 
     def etcd_get(self, key):
-        """The raw value etcd stores under `key` (bytes), or None; read through etcd's gRPC gateway."""
-        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
-        request = urllib.request.Request(f"{self.etcd_url}/v3/kv/range", data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            kvs = json.loads(reply.read()).get("kvs") or []
-        return base64.b64decode(kvs[0]["value"]) if kvs else None
+        return etcd_get(self.etcd_url, key)
 
     def user_kubeconfig(self, path, user, groups=(), namespace=None):
         """A kubeconfig for a client-certificate user (CN=user, O=groups), as `kubeadm kubeconfig user` makes."""

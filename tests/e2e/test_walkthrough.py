@@ -6,11 +6,12 @@ HTTP server.)
 
 Every step is the make target a user types, run in a `git clone` of this
 repository in a temporary folder (so only committed files count) against a real
-control plane of its own (tests.controlplane) whose simulated nodes carry the
-default K8S_NODES names. The clone builds its own .venv on the first step, as
+control plane of its own that `make sandbox` starts, as the README's "Trying it
+without a cluster" says, with simulated nodes named as the default K8S_NODES. The clone builds its own .venv on the first step, as
 the Quick start promises.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,8 @@ import subprocess
 import pytest
 
 from ..conftest import ROOT
-from ..controlplane.harness import ControlPlane, write_toolkit_configs
+from ..controlplane import build
+from ..controlplane.harness import etcd_get
 from ..gpg import kill_agent, new_gpg_home, remove_home
 
 NODES = ["kube1.example.com", "kube2.example.com", "kube3.example.com"]
@@ -37,7 +39,9 @@ def env(clone, tmp_path_factory):
     base = {k: v for k, v in os.environ.items()
             if k not in ("VARS_FILE", "MAKEFLAGS", "MAKELEVEL", "KUBECONFIG")
             and not k.startswith(("K8S_", "SOPS_", "PYTEST"))}
-    base.update(GNUPGHOME=home, SOPS_KEY_TYPE="ed25519", HOME=str(tmp_path_factory.mktemp("home")))
+    base.update(GNUPGHOME=home, SOPS_KEY_TYPE="ed25519", HOME=str(tmp_path_factory.mktemp("home")),
+                # the control plane binaries `make test` built, not a second build under the new HOME
+                K8S_TOOLKIT_CONTROLPLANE_CACHE=build.cache_root())
     yield base
     kill_agent(home)
     remove_home(home)
@@ -80,11 +84,21 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
     ok(make(clone, env, "admission_config"))
     assert (clone / "build" / "admission-config.yaml").exists()
 
-    encryption_config, audit_policy = write_toolkit_configs(tmp_path / "config")
-    with ControlPlane(tmp_path / "cluster", nodes=NODES, control_plane_nodes=NODES[:1],
-                      encryption_config=encryption_config, audit_policy=audit_policy) as server:
-        cluster = {"KUBECONFIG": server.kubeconfig}
-        get = lambda path: server.get(path, check=False)  # noqa: E731
+    out = ok(make(clone, env, "sandbox"))
+    kubeconfig = str(clone / ".sandbox" / "admin.conf")
+    assert f"export KUBECONFIG={kubeconfig}" in out
+    try:
+        with open(clone / ".sandbox" / "endpoints.json") as f:
+            etcd = json.load(f)["etcd"]
+        cluster = {"KUBECONFIG": kubeconfig}
+
+        def get(path):
+            got = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", path],
+                                 capture_output=True, text=True)
+            if "NotFound" in got.stderr:
+                return None
+            assert got.returncode == 0, got.stderr
+            return json.loads(got.stdout)
 
         out = ok(make(clone, env, "install", **cluster))
         assert out.splitlines()[-1].endswith(" created")
@@ -98,7 +112,7 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
         out = ok(make(clone, env, "secrets", **cluster))
         assert "secret/db created" in out
         assert get("/api/v1/namespaces/worker/secrets/db") is not None
-        assert server.etcd_get("/registry/secrets/worker/db").startswith(b"k8s:enc:secretbox:v1:")
+        assert etcd_get(etcd, "/registry/secrets/worker/db").startswith(b"k8s:enc:secretbox:v1:")
         assert get("/api/v1/namespaces/kube-system/secrets/etcd-encryption") is None  # stays local
         out = ok(make(clone, env, "persistent", **cluster))
         assert len(get("/api/v1/persistentvolumes")["items"]) == 3 * (30 + 10 + 3)
@@ -121,5 +135,9 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
         out = ok(make(clone, env, "dashboard", ACTION="delete", **cluster))
         assert "namespace/headlamp deleted" in out
         assert get("/api/v1/namespaces/headlamp") is None
-        assert get("/api/v1/namespaces/worker/rolebindings/worker-user:dashboard-viewer") is None
+        assert get("/apis/rbac.authorization.k8s.io/v1/namespaces/worker/rolebindings/worker-user:dashboard-viewer") \
+            is None
+    finally:
+        down = make(clone, env, "sandbox_down")
+    assert down.returncode == 0 and not (clone / ".sandbox").exists(), down.stdout + down.stderr
     shutil.rmtree(clone / ".venv", ignore_errors=True)
