@@ -1,7 +1,6 @@
-"""Cluster: what a broken kubeconfig or a silent server gives, one line each."""
+"""Cluster: what a broken kubeconfig, a silent server or the real apiserver refusing a
+client gives, one line each."""
 
-import signal
-import socket
 import time
 
 import pytest
@@ -9,30 +8,28 @@ import pytest
 from k8s import cluster
 from k8s.errors import UserError
 
-from .apiserver import write_kubeconfig
+from .controlplane.harness import kubeconfig_text
+from .controlplane.pki import Authority
 
 
-def test_a_server_that_never_answers_times_out(tmp_path, monkeypatch):
+def write_kubeconfig(path, url, ca_pem=b"", cert_pem=None, key_pem=None):
+    """A kubeconfig whose one context, kubernetes-admin@kubernetes, names `url`; its user
+    has the client certificate given, or else a token no server knows."""
+    token = None if cert_pem else "not-a-token"
+    path.write_text(kubeconfig_text(url, ca_pem, "kubernetes-admin", cert_pem, key_pem, token=token))
+    return str(path)
+
+
+def test_a_server_that_never_answers_times_out(fault_proxy, tmp_path, monkeypatch):
+    """The fault proxy takes the connection, completes TLS and sits on every request for
+    longer than the client's timeout: the client must give up, not wait."""
     monkeypatch.setattr(cluster, "REQUEST_TIMEOUT", (1, 1))
-
-    def hung(signum, frame):  # without the timeout the request waits forever: fail, do not hang
-        raise AssertionError("the request did not time out")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(30)
-    try:
-        with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
-            silent.bind(("127.0.0.1", 0))
-            silent.listen(8)
-            url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-            start = time.monotonic()
-            with cluster.Cluster(write_kubeconfig(tmp_path / "kubeconfig", url)) as c:
-                with pytest.raises(UserError, match=rf"^cannot reach the API server {url} .*timed out"):
-                    c.version()
-        assert time.monotonic() - start < 10
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    fault_proxy.slow(delay=4)  # the answer would come, too late (the test fails if the client waits)
+    start = time.monotonic()
+    with cluster.Cluster(fault_proxy.kubeconfig(tmp_path / "kubeconfig")) as c:
+        with pytest.raises(UserError, match=rf"^cannot reach the API server {fault_proxy.url} .*timed out"):
+            c.version()
+    assert time.monotonic() - start < 4
 
 
 @pytest.mark.parametrize("text, message", [
@@ -52,33 +49,22 @@ def test_a_server_that_is_not_a_url_is_named(tmp_path):
         cluster.Cluster(path)
 
 
-def test_a_server_whose_certificate_is_not_trusted_is_named(tmp_path):
-    import ssl
-    import subprocess
-    import threading
+def test_a_server_whose_certificate_is_not_trusted_is_named(control_plane, tmp_path):
+    """The real apiserver, with a kubeconfig trusting another cluster's CA."""
+    other = Authority("another-cluster")
+    cert, key = other.issue("kubernetes-admin", "system:masters")
+    path = write_kubeconfig(tmp_path / "kubeconfig", control_plane.url, other.pem, cert, key)
+    with cluster.Cluster(path) as c:
+        with pytest.raises(UserError, match=rf"^cannot reach the API server {control_plane.url} \(context [^)]+\): "
+                                            r"SSLError .*CERTIFICATE_VERIFY_FAILED.*\)$"):
+            c.version()
 
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=x",
-                    "-keyout", str(tmp_path / "key"), "-out", str(tmp_path / "cert")], check=True, capture_output=True)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert", tmp_path / "key")
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
 
-        def handshake_then_close():
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return  # closed: the test is over
-                try:
-                    context.wrap_socket(conn, server_side=True).close()
-                except (ssl.SSLError, OSError):
-                    pass
-
-        threading.Thread(target=handshake_then_close, daemon=True).start()
-        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
-        with cluster.Cluster(write_kubeconfig(tmp_path / "kubeconfig", url)) as c:
-            with pytest.raises(UserError, match=rf"^cannot reach the API server {url} \(context [^)]+\): "
-                                                r"SSLError .*CERTIFICATE_VERIFY_FAILED.*\)$"):
-                c.version()
+def test_credentials_the_server_rejects_are_named(control_plane, tmp_path):
+    """A bearer token the real apiserver never issued: 401, said in one line."""
+    with open(control_plane.pki + "/ca.crt", "rb") as f:
+        path = write_kubeconfig(tmp_path / "kubeconfig", control_plane.url, f.read())
+    with cluster.Cluster(path) as c:
+        with pytest.raises(UserError, match=rf"^the API server {control_plane.url} rejected the credentials of "
+                                            r"context kubernetes-admin@kubernetes \(401 Unauthorized\): "):
+            c.version()

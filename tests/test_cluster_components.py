@@ -1,17 +1,18 @@
 """The shipped components: every version, every variant, the security rules, `make install`.
 
 Rendering uses the repository's own Makefile.vars, untouched by the
-environment, so the defaults users get are the ones tested.
+environment, so the defaults users get are the ones tested; `make install`
+runs against the session's real control plane.
 """
 
+import json
 import os
 import subprocess
 
 import pytest
 
-from k8s import apply, components, order, render, validate, variables, vendor
+from k8s import apply, components, emit, order, render, validate, variables, vendor
 
-from .apiserver import ApiServer
 from .conftest import ROOT
 
 MANIFESTS = os.path.join(ROOT, "manifests")
@@ -115,34 +116,89 @@ def test_images_carry_explicit_tags_never_latest(rendered):
             assert name and tag and "/" not in tag and tag != "latest", f"{o.ref}: {c['image']}"
 
 
-def test_make_install_applies_the_rendered_set_in_order_and_a_second_run_changes_nothing(tmp_path):
-    with ApiServer(version="1.33.1", nodes=2) as server:
-        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
-        env = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "MAKEFLAGS", "MAKELEVEL")}
-        env.update(KUBECONFIG=str(kubeconfig), ADMIN_CTX="kubernetes-admin@kubernetes")
+def kubectl(plane, *args, stdin=None):
+    """kubectl as the cluster admin; its stdout."""
+    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, *args], input=stdin,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def server_version(plane):
+    info = plane.get("/version")
+    return f"{info['major']}.{info['minor'].rstrip('+')}"
+
+
+def install_set(version):
+    """The objects `make install` applies on a cluster of `version`, without data-sync (its
+    Secret does not exist), in the order it applies them."""
+    values = repo_values(KUBE_VERSION=version)
+    found = order.component_order(components.discover(MANIFESTS, values))
+    selected = [c for c in found if c.supports(version) and c.install and c.name != "data-sync"
+                and not vendor.not_vendored(c, VENDOR)]
+    objects = render.render_components(selected, values, vendor_root=VENDOR)
+    return [o for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
+
+
+def stored(plane, objects):
+    """(kind, namespace, name) -> the object as the real server stores it."""
+    text = kubectl(plane, "get", "-f", "-", "-o", "json", stdin=emit.to_yaml([o.data for o in objects]))
+    return {(i["kind"], i["metadata"].get("namespace"), i["metadata"]["name"]): i for i in json.loads(text)["items"]}
+
+
+def uninstall(plane, objects):
+    """Delete what `make install` created and wait until it is gone. The APIService goes
+    first: nothing serves it here, and while it exists no namespace can finish terminating."""
+    services = [o.data for o in objects if o.kind == "APIService"]
+    if services:
+        kubectl(plane, "delete", "-f", "-", "--ignore-not-found", stdin=emit.to_yaml(services))
+    kubectl(plane, "delete", "-f", "-", "--ignore-not-found", "--timeout=150s",
+            stdin=emit.to_yaml([o.data for o in objects]))
+
+
+def versions(found):
+    return {key: o["metadata"]["resourceVersion"] for key, o in found.items()}
+
+
+def require_ready_nodes(plane):
+    """Fail at once, rather than after a rollout's 300 s timeout, when the simulated nodes
+    that run the pods are not Ready."""
+    def ready(node):
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])
+
+    nodes = plane.get("/api/v1/nodes")["items"]
+    not_ready = [n["metadata"]["name"] for n in nodes if not ready(n)]
+    if not_ready or not nodes:
+        pytest.fail(f"the control plane's simulated nodes are not Ready: {', '.join(not_ready) or 'none'} "
+                    f"(see {plane.workdir}/nodes.log)")
+
+
+def test_make_install_applies_the_rendered_set_in_order_and_a_second_run_changes_nothing(control_plane):
+    """`make install` on the session's real control plane. Its components are cluster-wide
+    (namespaces, ClusterRoles, an APIService), so the test removes all of them, before (what
+    an earlier test may have left) and after."""
+    objects = install_set(server_version(control_plane))
+    require_ready_nodes(control_plane)
+    uninstall(control_plane, objects)
+    env = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "MAKEFLAGS", "MAKELEVEL")}
+    env.update(KUBECONFIG=control_plane.kubeconfig, ADMIN_CTX="kubernetes-admin@kubernetes")
+    try:
         first = subprocess.run(["make", "-s", "install"], cwd=ROOT, env=env, capture_output=True, text=True)
         assert first.returncode == 0, first.stdout + first.stderr
         assert "data-sync: skipped until Secret data-sync/data-sync-ssh exists" in first.stdout
-
-        values = repo_values(KUBE_VERSION="1.33")
-        found = order.component_order(components.discover(MANIFESTS, values))
-        selected = [c for c in found if c.supports("1.33") and c.install and c.name != "data-sync"
-                    and not vendor.not_vendored(c, VENDOR)]
-        objects = render.render_components(selected, values, vendor_root=VENDOR)
-        expected = [o.display for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
         applied = [line.rsplit(" ", 1)[0] for line in first.stdout.splitlines()[:-1]
                    if line.endswith(" created")]
-        assert first.stdout.splitlines()[-1] == f"{len(expected)} created"
-        assert applied == expected
+        assert first.stdout.splitlines()[-1] == f"{len(objects)} created"
+        assert applied == [o.display for o in objects]
+        on_server = stored(control_plane, objects)
         for o in objects:
-            stored = server.get(o.kind, o.name, o.namespace)
-            assert stored is not None, o.ref
-            assert stored["metadata"]["labels"][apply.COMPONENT_LABEL] == o.component
+            found = on_server.get((o.kind, o.namespace, o.name))
+            assert found is not None, o.ref
+            assert found["metadata"]["labels"][apply.COMPONENT_LABEL] == o.component
 
-        versions = {(o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-                    for o in server.objects()}
         second = subprocess.run(["make", "-s", "install"], cwd=ROOT, env=env, capture_output=True, text=True)
         assert second.returncode == 0, second.stdout + second.stderr
-        assert second.stdout.splitlines()[-1] == f"{len(expected)} unchanged"
-        assert versions == {(o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-                            for o in server.objects()}
+        assert second.stdout.splitlines()[-1] == f"{len(objects)} unchanged"
+        assert versions(stored(control_plane, objects)) == versions(on_server)
+    finally:
+        uninstall(control_plane, objects)

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from .conftest import CONTROL_PLANE_NODES, ROOT
+from .controlplane.nodes import RENEW_EVERY
 
 
 def kubectl(plane, *args, stdin=None):
@@ -59,6 +60,15 @@ def test_nodes_register_ready_with_kubeadm_labels(control_plane):
         assert nodes[name]["metadata"]["labels"]["kubernetes.io/hostname"] == name
     assert "node-role.kubernetes.io/control-plane" in nodes["kube1"]["metadata"]["labels"]
     assert not nodes["kube1"]["spec"].get("taints")  # tainting is a test's own choice
+
+
+def test_nodes_keep_renewing_their_leases(control_plane):
+    """Without renewals the node lifecycle controller marks every node NotReady after 40 s."""
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kube2"
+    first = control_plane.get(path)["spec"]["renewTime"]
+    assert eventually(lambda: control_plane.get(path)["spec"]["renewTime"] != first, timeout=RENEW_EVERY + 5)
+    with open(os.path.join(control_plane.workdir, "nodes.log")) as f:
+        assert "failed" not in f.read()
 
 
 def test_controllers_and_simulated_kubelets_run_workloads_and_finish_jobs(control_plane):

@@ -145,7 +145,7 @@ class ControlPlane:
         for name, proc in reversed(list(self.processes.items())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 5  # kube-apiserver drains for long; nothing here must survive
         for proc in self.processes.values():
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))

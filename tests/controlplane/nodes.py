@@ -112,8 +112,8 @@ class Nodes:
         for name in self.names:
             body = {"metadata": {"name": name, "namespace": "kube-node-lease"},
                     "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": renew}}
-            try:
-                self.leases.replace_namespaced_lease(name, "kube-node-lease", body)
+            try:  # a patch: an update would need the Lease's resourceVersion
+                self.leases.patch_namespaced_lease(name, "kube-node-lease", {"spec": body["spec"]})
             except ApiException as err:
                 if err.status != 404:
                     raise
