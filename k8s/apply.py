@@ -7,7 +7,8 @@ worker pool; the next tier starts once this one is applied and its waits hold
 (`wait`). Whether an object was created, configured or left unchanged is read
 from the response: 201 is created; for 200 the returned resourceVersion is
 compared with the one seen in a LIST per kind and namespace taken before the
-tier. A 4xx stops the run after the current tier, and the summary says what
+tier. A dry run stores nothing and answers with the version the object already
+has, so there the object the server would store is compared with the listed one. A 4xx stops the run after the current tier, and the summary says what
 was and was not applied.
 """
 
@@ -153,7 +154,7 @@ class Engine:
         try:
             resource = self._resource(cluster, obj)
             namespace = self._namespace(resource, obj)
-            before = self._listed_version(cluster, resource, namespace, obj.name)
+            stored = self.listed(cluster, resource, namespace).get(obj.name)
             params = {"field_manager": FIELD_MANAGER, "serialize": False}
             if self.force:
                 params["force_conflicts"] = True
@@ -168,9 +169,11 @@ class Engine:
             return Outcome(obj, "failed", err.message)
         data = json.loads(response.data)
         version = (data.get("metadata") or {}).get("resourceVersion")
-        if response.status == 201 or (dry_run and before is None):
+        if response.status == 201 or (dry_run and stored is None):
             result = "created"
-        elif before == version:
+        elif dry_run:  # a dry run answers with the version the object already has
+            result = "unchanged" if stored_state(stored) == stored_state(data) else "configured"
+        elif (stored or {}).get("metadata", {}).get("resourceVersion") == version:
             result = "unchanged"
         else:
             result = "configured"
@@ -191,11 +194,6 @@ class Engine:
         namespace = obj.namespace or getattr(obj, "default_namespace", None) or "default"
         obj.data.setdefault("metadata", {})["namespace"] = namespace
         return namespace
-
-    def _listed_version(self, cluster, resource, namespace, name):
-        """resourceVersion of `name` as seen by the run's LIST of its kind and namespace."""
-        item = self.listed(cluster, resource, namespace).get(name)
-        return (item or {}).get("metadata", {}).get("resourceVersion")
 
     def listed(self, cluster, resource, namespace):
         """name -> object from one LIST per kind and namespace, taken once per run.
@@ -266,3 +264,14 @@ class Engine:
         except UserError as err:
             return Outcome(obj, "failed", err.message)
         return Outcome(obj, done)
+
+
+def stored_state(obj):
+    """What of `obj` a write that changes nothing leaves as it is: all but the resourceVersion
+    and the time stamps of managedFields (a LIST's items carry no apiVersion and kind)."""
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    metadata["managedFields"] = [{k: v for k, v in entry.items() if k != "time"}
+                                 for entry in metadata.get("managedFields") or () if isinstance(entry, dict)]
+    state = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    state["metadata"] = metadata
+    return state

@@ -82,8 +82,23 @@ def wait_for_deletion(outcomes, cluster_for, timeout, say):
     """Wait until deleted objects (namespaces, which terminate slowly) are gone."""
     say(f"waiting for {len(outcomes)} namespace{'s' if len(outcomes) != 1 else ''} "
         f"to finish terminating (timeout {timeout:g}s)")
-    gone = lambda data: (data is None, "still terminating")  # noqa: E731
-    _poll([(o, gone) for o in outcomes], cluster_for, timeout, _fetch_or_none)
+    _poll([(o, namespace_gone) for o in outcomes], cluster_for, timeout, _fetch_or_none)
+
+
+# What the namespace controller reports when it cannot finish; the common one on a kubeadm
+# cluster is an aggregated API (metrics.k8s.io) whose backend is down: the controller will
+# not finish any namespace while discovery of a group fails.
+DELETION_FAILURES = ("NamespaceDeletionDiscoveryFailure", "NamespaceDeletionGroupVersionParsingFailure",
+                     "NamespaceDeletionContentFailure", "NamespaceFinalizersRemaining")
+
+
+def namespace_gone(data):
+    if data is None:
+        return True, "gone"
+    for condition in (data.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in DELETION_FAILURES and condition.get("status") == "True":
+            return False, f"still terminating: {' '.join(str(condition.get('message', '')).split())}"
+    return False, "still terminating"
 
 
 def _poll(pending, cluster_for, timeout, fetch):

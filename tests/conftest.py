@@ -26,6 +26,17 @@ def _forget_make_exports():
 
 _forget_make_exports()
 
+
+def _pin_control_plane_cache():
+    """The control plane binaries are found under ~/.cache; tests that give a command another
+    HOME must still find them, not start a second build."""
+    from tests.controlplane import build
+
+    os.environ.setdefault("K8S_TOOLKIT_CONTROLPLANE_CACHE", build.cache_root())
+
+
+_pin_control_plane_cache()
+
 # `make test` selects "ci": the fuzzers run their full example counts there.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, max_examples=200)

@@ -217,3 +217,29 @@ def test_the_toolkit_reads_the_live_server_version(project, control_plane):
                            env={**os.environ, "KUBECONFIG": control_plane.kubeconfig, "K8S_NAMESPACE": "default"},
                            capture_output=True, text=True)
     assert shown.returncode in (0, 1) and "Traceback" not in shown.stderr, shown.stderr
+
+
+# --- what blocks a namespace's deletion is named -----------------------------------------------
+
+def test_a_namespace_held_by_an_unavailable_aggregated_api_is_named(project, control_plane):
+    """The namespace controller will not finish a namespace while an APIService is unavailable,
+    as metrics-server's is on a kubeadm cluster whose kubelet certificates it cannot verify."""
+    apiservice = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                  "metadata": {"name": "v1alpha1.stuck.harness.example.com"},
+                  "spec": {"group": "stuck.harness.example.com", "version": "v1alpha1", "groupPriorityMinimum": 10,
+                           "versionPriority": 10, "insecureSkipTLSVerify": True,
+                           "service": {"name": "nothing-here", "namespace": "default"}}}
+    project.write("manifests/doomed/component.yaml", "description: a namespace\n")
+    project.write("manifests/doomed/10-namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n"
+                                                        "  name: held-by-apiservice\n")
+    env = {"KUBECONFIG": control_plane.kubeconfig}
+    assert project.run("apply", "doomed", env=env).returncode == 0
+    assert kubectl(control_plane, "apply", "-f", "-", stdin=json.dumps(apiservice)).returncode == 0
+    try:
+        deleted = project.run("delete", "doomed", "--timeout", "20", env=env)
+        assert deleted.returncode != 0 and "Traceback" not in deleted.stderr
+        error = (deleted.stderr.strip() or deleted.stdout.strip()).splitlines()[-1]
+        assert "namespace/held-by-apiservice" in error and "stuck.harness.example.com/v1alpha1" in error, error
+    finally:
+        kubectl(control_plane, "delete", "apiservice", apiservice["metadata"]["name"])
+    assert eventually(lambda: control_plane.get("/api/v1/namespaces/held-by-apiservice", check=False) is None)

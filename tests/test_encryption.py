@@ -1,14 +1,20 @@
-"""etcd encryption at rest: real gpg and sops, a real sshd as the control-plane node, the API
-server stand-in for the rewrite.
+"""etcd encryption at rest: real gpg and sops, a real sshd as the control-plane node, real
+control planes for the rotation and the rewrite: the session's, through the fault proxy (whose
+log counts the rewrite's requests and which makes the faults), and one of the rotation test's
+own whose kube-apiserver reads the configuration the rotation steps make.
 
 Commands run in-process through `k8s.cli.main` (render.py's main, with the encryption
 commands registered), in a scratch repository, output captured at the file-descriptor level.
 """
 
 import base64
+import json
 import os
+import re
 import shlex
 import stat
+import subprocess
+import uuid
 
 import pytest
 import yaml
@@ -17,7 +23,6 @@ from k8s import cli, encryption, encryption_cli, secrets
 from k8s.errors import UserError
 from k8s.sops import Sops
 
-from .apiserver import ApiServer
 from .conftest import in_process, needs_root
 from .gpg import KEY_EMAIL, KEY_NAME, gnupghome, gpg_session_key  # noqa: F401
 from .sshd import sshd, sshd_factory  # noqa: F401
@@ -293,24 +298,63 @@ def test_install_failures_are_one_line_naming_host_and_status(repo, sshd_factory
 
 # --- rotation ----------------------------------------------------------------------------------------------
 
-def seed_secrets(server, count=12, namespaces=("alpha", "beta", "gamma")):
-    for ns in namespaces:
-        server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+KUBECTL = "/usr/bin/kubectl"
+
+
+def kubectl(kubeconfig, *argv, stdin=None):
+    result = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *argv], input=stdin,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def seed_secrets(kubeconfig, count=12, namespaces=("alpha", "beta", "gamma"), suffix=None):
+    """Secrets s-00, s-01, … spread over new namespaces (NAME-SUFFIX: alphabetical as NAME is),
+    made with kubectl; sorted [(namespace, name)]."""
+    suffix = suffix or uuid.uuid4().hex[:8]
+    namespaces = [f"{ns}-{suffix}" for ns in namespaces]
+    items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in namespaces]
     made = []
     for i in range(count):
-        ns = namespaces[i % len(namespaces)]
-        name = f"s-{i:02d}"
-        server.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
-                     "type": "Opaque", "data": {"v": base64.b64encode(f"value-{i}".encode()).decode()}})
+        ns, name = namespaces[i % len(namespaces)], f"s-{i:02d}"
+        items.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+                      "type": "Opaque", "data": {"v": base64.b64encode(f"value-{i}".encode()).decode()}})
         made.append((ns, name))
+    kubectl(kubeconfig, "create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     return sorted(made)
 
 
+def stored_data(plane, names):
+    """(namespace, name) -> data of each Secret as the real server returns it."""
+    return {(ns, name): plane.get(f"/api/v1/namespaces/{ns}/secrets/{name}")["data"] for ns, name in names}
+
+
+class Cluster:
+    """The fault proxy (fail, clear, requests) in front of the session's control plane, and seed()."""
+
+    def __init__(self, plane, proxy):
+        self.plane, self.proxy, self.namespaces = plane, proxy, []
+
+    def __getattr__(self, name):
+        return getattr(self.proxy, name)
+
+    def seed(self, **kwargs):
+        names = seed_secrets(self.plane.kubeconfig, **kwargs)
+        self.namespaces += sorted({ns for ns, _ in names})
+        return names
+
+
 @pytest.fixture
-def cluster(repo, tmp_path):
-    with ApiServer(version="1.31.2") as server:
-        repo.monkeypatch.setenv("KUBECONFIG", server.kubeconfig(tmp_path / "kubeconfig"))
-        yield server
+def cluster(repo, control_plane, fault_proxy, tmp_path):
+    """The session's control plane through the fault proxy (KUBECONFIG); seed() makes namespaces
+    of this test's own, deleted when it ends. The rewrite covers the whole cluster, other tests'
+    objects too: a PUT of an unchanged object that is stored with the first key writes nothing."""
+    repo.monkeypatch.setenv("KUBECONFIG", fault_proxy.kubeconfig(tmp_path / "kubeconfig"))
+    cluster = Cluster(control_plane, fault_proxy)
+    yield cluster
+    for ns in cluster.namespaces:
+        subprocess.run([KUBECTL, "--kubeconfig", control_plane.kubeconfig, "delete", "namespace", ns, "--wait=false"],
+                       capture_output=True, timeout=60)
 
 
 def config_order(repo):
@@ -322,111 +366,248 @@ def config_order(repo):
     return [f"{name}:{k['name']}" for p in providers[:-1] for name, v in p.items() for k in v["keys"]]
 
 
-def secret_puts(server):
-    return [r for r in server.requests if r.method == "PUT" and "/secrets/" in r.path]
+def install_locally(repo, path):
+    """What `encryption install` copies to a node, written to `path` (0600) for a local apiserver."""
+    text = repo.ok("encryption-config", "--show-key").out
+    repo.outputs.pop()  # asked for in clear: not part of the leak checks
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
-def test_rotation_steps_keep_the_documented_key_order(repo, cluster):
+def etcd_key_name(plane, namespace, name):
+    """The name of the key etcd's value of a Secret is encrypted with (k8s:enc:PROVIDER:v1:NAME:...)."""
+    value = plane.etcd_get(f"/registry/secrets/{namespace}/{name}")
+    assert value.startswith(b"k8s:enc:secretbox:v1:"), value[:40]
+    return value.split(b":")[4].decode()
+
+
+def put_log(proxy, resource="secrets"):
+    """path -> statuses of every PUT of `resource` objects through the proxy, paths in first-PUT order."""
+    tries = {}
+    for seen in proxy.requests(method="PUT", path=rf"^/api/v1/namespaces/[^/]+/{resource}/[^/]+$"):
+        tries.setdefault(seen.path, []).append(seen.status)
+    return tries
+
+
+def where(path):
+    """(namespace, name) of /api/v1/namespaces/NS/RESOURCE/NAME."""
+    parts = path.split("/")
+    return parts[4], parts[6]
+
+
+def status_body(code, reason, message):
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                       "reason": reason, "code": code})
+
+
+def test_rotation_steps_keep_the_documented_key_order(repo, tmp_path):
+    """The rotation against a kube-apiserver that reads the configuration the steps make.
+
+    It runs on a control plane of its own (not the session's): each step changes the
+    EncryptionConfiguration, which kube-apiserver reads only when it starts, so the test
+    restarts it (as an operator does) and reads what etcd then stores."""
+    from tests.controlplane.harness import ControlPlane
+
     repo.ok("encryption", "key")
     (old,), _ = repo.keys()
     before = repo.read(KEY_PATH)
+    node_config = tmp_path / "node" / "encryption-config.yaml"
+    node_config.parent.mkdir(mode=0o700)
+    install_locally(repo, node_config)
+    plane = ControlPlane(tmp_path / "plane", nodes=("kube1",), encryption_config=str(node_config)).start()
+    try:
+        repo.monkeypatch.setenv("KUBECONFIG", plane.kubeconfig)
+        names = seed_secrets(plane.kubeconfig, count=3)
+        values = stored_data(plane, names)
+        assert {etcd_key_name(plane, *n) for n in names} == {old.name}
 
-    dry = repo.ok("encryption", "rotate", "add", "--dry-run")
-    assert dry.out.startswith("would add key secretbox:key-") and "second, after secretbox:" in dry.out
-    assert repo.read(KEY_PATH) == before
-    assert "nothing to promote" in repo.ok("encryption", "rotate", "promote").out
+        def restart():
+            """`encryption install` then a restart of kube-apiserver; every Secret still reads the same."""
+            install_locally(repo, node_config)
+            plane.stop()
+            plane.start()
+            assert stored_data(plane, names) == values
 
-    added = repo.ok("encryption", "rotate", "add")
-    keys, _ = repo.keys()
-    assert config_order(repo) == [f"secretbox:{k.name}" for k in keys]
-    assert [k.name for k in keys][0] == old.name and len(keys) == 2
-    new = keys[1]
-    assert keys[0].secret == old.secret and new.secret != old.secret and len(key_bytes(new)) == 32
-    assert "next step: `render.py encryption rotate promote`" in added.out
-    assert "a rotation is under way" in one_error_line(repo.run("encryption", "rotate", "add"))
-    assert "run `promote` first" in one_error_line(repo.run("encryption", "rotate", "drop"))
-    assert "run `promote` first" in one_error_line(repo.run("encryption", "rotate", "rewrite"))
+        dry = repo.ok("encryption", "rotate", "add", "--dry-run")
+        assert dry.out.startswith("would add key secretbox:key-") and "second, after secretbox:" in dry.out
+        assert repo.read(KEY_PATH) == before
+        assert "nothing to promote" in repo.ok("encryption", "rotate", "promote").out
 
-    repo.ok("encryption", "rotate", "promote")
-    keys, rewritten = repo.keys()
-    assert [k.name for k in keys] == [new.name, old.name] and rewritten is None
-    assert config_order(repo) == [f"secretbox:{new.name}", f"secretbox:{old.name}"]
-    assert f"{encryption.KEYS_ANNOTATION}: secretbox:{new.name},secretbox:{old.name}" in repo.read(KEY_PATH)
+        added = repo.ok("encryption", "rotate", "add")
+        keys, _ = repo.keys()
+        assert config_order(repo) == [f"secretbox:{k.name}" for k in keys]
+        assert [k.name for k in keys][0] == old.name and len(keys) == 2
+        new = keys[1]
+        assert keys[0].secret == old.secret and new.secret != old.secret and len(key_bytes(new)) == 32
+        assert "next step: `render.py encryption rotate promote`" in added.out
+        assert "a rotation is under way" in one_error_line(repo.run("encryption", "rotate", "add"))
+        assert "run `promote` first" in one_error_line(repo.run("encryption", "rotate", "drop"))
+        assert "run `promote` first" in one_error_line(repo.run("encryption", "rotate", "rewrite"))
+        restart()
+        # the new key second: a server that has it reads with it, but still writes with the old one
+        kubectl(plane.kubeconfig, "create", "secret", "generic", "after-add", "-n", names[0][0], "--from-file",
+                f"v={repo.path('Makefile.vars')}")
+        assert etcd_key_name(plane, names[0][0], "after-add") == old.name
 
-    line = one_error_line(repo.run("encryption", "rotate", "drop"))
-    assert "has not completed" in line and "would become unreadable" in line
+        repo.ok("encryption", "rotate", "promote")
+        keys, rewritten = repo.keys()
+        assert [k.name for k in keys] == [new.name, old.name] and rewritten is None
+        assert config_order(repo) == [f"secretbox:{new.name}", f"secretbox:{old.name}"]
+        assert f"{encryption.KEYS_ANNOTATION}: secretbox:{new.name},secretbox:{old.name}" in repo.read(KEY_PATH)
+        restart()
+        kubectl(plane.kubeconfig, "create", "secret", "generic", "after-promote", "-n", names[0][0],
+                "--from-file", f"v={repo.path('Makefile.vars')}")
+        assert etcd_key_name(plane, names[0][0], "after-promote") == new.name  # new writes: the new key
+        assert {etcd_key_name(plane, *n) for n in names} == {old.name}  # what is stored: not yet
 
-    seed_secrets(cluster, count=3)
-    assert repo.ok("encryption", "rotate", "rewrite").out.splitlines()[0] == \
-        "secrets: 3 rewritten in 3 namespaces"
-    assert repo.keys()[1] == new.name
+        line = one_error_line(repo.run("encryption", "rotate", "drop"))
+        assert "has not completed" in line and "would become unreadable" in line
 
-    dropped = repo.ok("encryption", "rotate", "drop")
-    keys, _ = repo.keys()
-    assert [k.name for k in keys] == [new.name] and keys[0].secret == new.secret
-    assert config_order(repo) == [f"secretbox:{new.name}"]
-    assert "first back up etcd with the new key in use" in dropped.out and "git history" in dropped.out
-    assert "nothing to drop" in repo.ok("encryption", "rotate", "drop").out
-    assert all(k.secret not in text for text in repo.outputs for k in (old, new))
+        assert repo.ok("encryption", "rotate", "rewrite").out.splitlines()[0] == \
+            "secrets: 5 rewritten in 3 namespaces"
+        assert repo.keys()[1] == new.name
+        everything = [(s["metadata"]["namespace"], s["metadata"]["name"])
+                      for s in plane.get("/api/v1/secrets")["items"]]
+        assert len(everything) == 5
+        assert {etcd_key_name(plane, *n) for n in everything} == {new.name}  # every Secret, re-encrypted
+
+        dropped = repo.ok("encryption", "rotate", "drop")
+        keys, _ = repo.keys()
+        assert [k.name for k in keys] == [new.name] and keys[0].secret == new.secret
+        assert config_order(repo) == [f"secretbox:{new.name}"]
+        assert "first back up etcd with the new key in use" in dropped.out and "git history" in dropped.out
+        assert "nothing to drop" in repo.ok("encryption", "rotate", "drop").out
+        restart()  # only the new key left: every Secret still reads
+        assert len(plane.get("/api/v1/secrets")["items"]) == 5
+        assert all(k.secret not in text for text in repo.outputs for k in (old, new))
+    finally:
+        plane.stop()
 
 
-def test_rewrite_puts_every_secret_once_in_order_and_loses_none(repo, cluster):
+def test_a_rotation_to_another_provider_reads_the_old_and_writes_the_new(repo, tmp_path):
+    """aescbc to secretbox on a kube-apiserver of its own: a configuration with one entry per
+    provider, the new one first after `promote`, reads what the old one stored; the rewrite
+    stores everything with the new one, and after `drop` nothing needs the old."""
+    from tests.controlplane.harness import ControlPlane
+
+    repo.monkeypatch.setenv("ENCRYPTION_PROVIDER", "aescbc")
     repo.ok("encryption", "key")
-    names = seed_secrets(cluster)
-    stored = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["data"]
-              for o in cluster.objects("Secret")}
-    cluster.clear_requests()
+    (old,), _ = repo.keys()
+    node_config = tmp_path / "node" / "encryption-config.yaml"
+    node_config.parent.mkdir(mode=0o700)
+    install_locally(repo, node_config)
+    plane = ControlPlane(tmp_path / "plane", nodes=("kube1",), encryption_config=str(node_config)).start()
+    try:
+        repo.monkeypatch.setenv("KUBECONFIG", plane.kubeconfig)
+        names = seed_secrets(plane.kubeconfig, count=2, namespaces=("alpha",))
+        immutable = {"apiVersion": "v1", "kind": "Secret", "immutable": True,
+                     "metadata": {"name": "s-fixed", "namespace": names[0][0]}, "data": {"v": "Zml4ZWQ="}}
+        kubectl(plane.kubeconfig, "create", "-f", "-", stdin=json.dumps(immutable))  # rewritten all the same
+        names.append((names[0][0], "s-fixed"))
+        values = stored_data(plane, names)
+        assert plane.etcd_get(f"/registry/secrets/{names[0][0]}/s-00").startswith(
+            f"k8s:enc:aescbc:v1:{old.name}:".encode())
+
+        repo.monkeypatch.setenv("ENCRYPTION_PROVIDER", "secretbox")
+        repo.ok("encryption", "rotate", "add")
+        repo.ok("encryption", "rotate", "promote")
+        (new, _), _ = repo.keys()
+        assert config_order(repo) == [f"secretbox:{new.name}", f"aescbc:{old.name}"]
+        install_locally(repo, node_config)
+        plane.stop()
+        plane.start()
+        assert stored_data(plane, names) == values  # the old provider still reads
+        assert repo.ok("encryption", "rotate", "rewrite").out.splitlines()[0] == "secrets: 3 rewritten in 1 namespace"
+        assert {etcd_key_name(plane, *n) for n in names} == {new.name}
+
+        repo.ok("encryption", "rotate", "drop")
+        assert config_order(repo) == [f"secretbox:{new.name}"]
+        install_locally(repo, node_config)
+        plane.stop()
+        plane.start()
+        assert stored_data(plane, names) == values  # nothing needed the dropped key
+    finally:
+        plane.stop()
+
+
+def test_rewrite_puts_every_secret_once_in_order_and_loses_none(repo, cluster, control_plane):
+    repo.ok("encryption", "key")
+    names = cluster.seed()
+    alpha, beta, gamma = sorted({ns for ns, _ in names})
+    stored = stored_data(control_plane, names)
+    cluster.clear()
 
     dry = repo.ok("encryption", "rotate", "rewrite", "--dry-run")
-    assert dry.out.splitlines()[0] == "secrets: 12 to rewrite in 3 namespaces (dry run: nothing written)"
-    assert cluster.writes() == []
+    found, spread = re.fullmatch(r"secrets: (\d+) to rewrite in (\d+) namespaces \(dry run: nothing written\)",
+                                 dry.out.splitlines()[0]).groups()
+    assert int(found) >= 12 and int(spread) >= 3  # these and what other tests left in the cluster
+    assert [r for r in cluster.requests() if r.method not in ("GET",)] == []
 
-    cluster.clear_requests()
-    cluster.faults.error(500, times=1, method="PUT", path=r"/namespaces/beta/secrets/s-04$")
-    cluster.faults.error(409, times=1, method="PUT", path=r"/namespaces/gamma/secrets/s-05$",
-                         reason="Conflict", message="the object has been modified")
-    cluster.faults.error(404, times=1, method="PUT", path=r"/namespaces/alpha/secrets/s-09$",
-                         reason="NotFound")
+    cluster.clear()
+    cluster.fail(method="PUT", path=rf"/namespaces/{beta}/secrets/s-04$", status=500, times=1)
+    cluster.fail(method="PUT", path=rf"/namespaces/{gamma}/secrets/s-05$", status=409, times=1,
+                 body=status_body(409, "Conflict", "the object has been modified"))
+    cluster.fail(method="PUT", path=rf"/namespaces/{alpha}/secrets/s-09$", status=404, times=1,
+                 body=status_body(404, "NotFound", 'secrets "s-09" not found'))
     done = repo.ok("encryption", "rotate", "rewrite")
-    assert done.out.splitlines()[0] == "secrets: 11 rewritten in 3 namespaces, 1 gone meanwhile"
-    lists = [r for r in cluster.requests if r.method == "GET" and r.path == "/api/v1/secrets"]
+    tries = put_log(cluster)
+    # the summary counts what the server answered, PUT by PUT
+    rewritten = [p for p, statuses in tries.items() if statuses[-1] == 200]
+    gone = [p for p, statuses in tries.items() if statuses[-1] == 404]
+    assert len(rewritten) + len(gone) == len(tries)
+    spread = len({where(p)[0] for p in tries})
+    assert done.out.splitlines()[0] == f"secrets: {len(rewritten)} rewritten in {spread} namespaces, " \
+                                       f"{len(gone)} gone meanwhile"
+    lists = cluster.requests(method="GET", path=r"^/api/v1/secrets$")
     assert len(lists) == 1  # one LIST across namespaces
-    ok = [r for r in secret_puts(cluster) if r.status == 200]
-    order = [tuple(r.path.split("/")[4:7:2]) for r in ok]
-    assert order == [n for n in names if n != ("alpha", "s-09")]  # each once, sorted by namespace/name
-    assert len(set(order)) == len(order)
-    tries = [r.status for r in secret_puts(cluster) if r.path.endswith("/beta/secrets/s-04")]
-    assert tries == [500, 200]  # the transient error was retried
-    tries = [r.status for r in secret_puts(cluster) if r.path.endswith("/gamma/secrets/s-05")]
-    assert tries == [409, 200]  # re-read and written again, once
-    assert cluster.find_requests(method="GET", path=r"/namespaces/gamma/secrets/s-05$")
-    assert all(r.body["metadata"]["name"] == r.path.rsplit("/", 1)[1] and r.body["kind"] == "Secret"
-               for r in ok)
-    after = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["data"] for o in cluster.objects("Secret")}
-    assert after == stored  # none lost, data identical
+    assert [where(p) for p in tries] == sorted(where(p) for p in tries)  # sorted by namespace/name
+    ours = [where(p) for p in rewritten if where(p)[0] in (alpha, beta, gamma)]
+    assert ours == [n for n in names if n != (alpha, "s-09")]  # each once
+    assert tries[f"/api/v1/namespaces/{alpha}/secrets/s-09"] == [404]  # gone: not retried
+    assert tries[f"/api/v1/namespaces/{beta}/secrets/s-04"] == [500, 200]  # the transient error was retried
+    assert tries[f"/api/v1/namespaces/{gamma}/secrets/s-05"] == [409, 200]  # re-read and written again, once
+    assert cluster.requests(method="GET", path=rf"^/api/v1/namespaces/{gamma}/secrets/s-05$")
+    assert all(statuses.count(200) == 1 for statuses in tries.values() if 200 in statuses)
+    assert stored_data(control_plane, names) == stored  # none lost, data identical
+    assert all(etcd_key_name(control_plane, *n) for n in names)  # still encrypted at rest
     assert repo.keys()[1] == repo.keys()[0][0].name  # recorded for `drop`
 
-    cluster.clear_requests()
-    cluster.faults.error(422, times=None, method="PUT", path=r"/namespaces/beta/secrets/s-01$",
-                         reason="Invalid", message="refused")
+    cluster.clear()
+    cluster.fail(method="PUT", path=rf"/namespaces/{beta}/secrets/s-01$", status=422,
+                 body=status_body(422, "Invalid", "refused"))
     failed = repo.run("encryption", "rotate", "rewrite")
     assert failed.code == 1
-    assert failed.err.strip().startswith("error: Secret beta/s-01: refused")
+    assert failed.err.strip().startswith(f"error: Secret {beta}/s-01: refused")
     assert "1 failed" in failed.out and "run the rewrite again before `drop`" in failed.out
+    assert put_log(cluster)[f"/api/v1/namespaces/{beta}/secrets/s-01"] == [422]  # refused: not retried
 
 
-def test_rewrite_covers_every_configured_resource(repo, cluster):
+def test_rewrite_covers_every_configured_resource(repo, cluster, control_plane):
     repo.ok("encryption", "key")
-    seed_secrets(cluster, count=2, namespaces=("alpha",))
-    cluster.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "alpha"},
-                  "data": {"k": "v"}})
+    names = cluster.seed(count=2, namespaces=("alpha",))
+    alpha = names[0][0]
+    kubectl(control_plane.kubeconfig, "create", "configmap", "c", "-n", alpha, "--from-literal", "k=v")
+    cluster.clear()
     repo.monkeypatch.setenv("ENCRYPTION_RESOURCES", "secrets configmaps")
     lines = repo.ok("encryption", "rotate", "rewrite").out.splitlines()
-    assert lines[:2] == ["secrets: 2 rewritten in 1 namespace", "configmaps: 1 rewritten in 1 namespace"]
-    assert len(cluster.find_requests(method="PUT", path=r"/configmaps/c$", status=200)) == 1
+    for line, resource in zip(lines[:2], ("secrets", "configmaps")):
+        tries = put_log(cluster, resource)
+        rewritten = sum(1 for statuses in tries.values() if statuses[-1] == 200)
+        gone = sum(1 for statuses in tries.values() if statuses[-1] == 404)  # other tests' objects, going
+        spread = len({where(p)[0] for p in tries})
+        assert rewritten + gone == len(tries)
+        assert line == f"{resource}: {rewritten} rewritten in {spread} namespace{'s' if spread != 1 else ''}" \
+                       + (f", {gone} gone meanwhile" if gone else "")
+    assert put_log(cluster, "configmaps")[f"/api/v1/namespaces/{alpha}/configmaps/c"] == [200]
+    assert [where(p) for p in put_log(cluster) if where(p)[0] == alpha] == names
+    assert cluster.requests(method="GET", path=r"^/api/v1/configmaps$")
+    assert control_plane.get(f"/api/v1/namespaces/{alpha}/configmaps/c")["data"] == {"k": "v"}
     repo.monkeypatch.setenv("ENCRYPTION_RESOURCES", "secrets widgets.example.com")
+    cluster.clear()
     assert one_error_line(repo.run("encryption", "rotate", "rewrite")) == (
         "error: the cluster does not serve widgets.example.com (ENCRYPTION_RESOURCES)")
+    assert cluster.requests(method="PUT") == []  # refused before anything is written
     repo.monkeypatch.setenv("ENCRYPTION_RESOURCES", "*.apps")
     assert "cannot expand '*.apps'" in one_error_line(repo.run("encryption", "rotate", "rewrite"))
 
@@ -434,13 +615,16 @@ def test_rewrite_covers_every_configured_resource(repo, cluster):
 # --- no leaks -------------------------------------------------------------------------------------------------
 
 @needs_root
-def test_the_key_appears_nowhere_but_in_the_encrypted_file_and_on_the_node(repo, cluster, sshd, tmp_path):
+def test_the_key_appears_nowhere_but_in_the_encrypted_file_and_on_the_node(repo, cluster, control_plane, sshd,
+                                                                            tmp_path):
+    """Every output and file is searched for the keys: this test's and the control plane's
+    (audit log, logs, etcd's data): the rewrite never sends a key to the cluster."""
     node_path = tmp_path / "node" / "config.yaml"
     for name, value in sshd.variables().items():
         repo.monkeypatch.setenv(name, value)
     repo.monkeypatch.setenv("REMOTE_SUDO", "")
     repo.monkeypatch.setenv("ENCRYPTION_CONFIG_PATH", str(node_path))
-    seed_secrets(cluster, count=2)
+    names = cluster.seed(count=2)
     seen = {}
 
     def collect():
@@ -468,13 +652,14 @@ def test_the_key_appears_nowhere_but_in_the_encrypted_file_and_on_the_node(repo,
     installed = node_path.read_text()
     assert list(seen.values())[1] in installed  # the flow really ran: the promoted key, alone
     assert list(seen.values())[0] not in installed and list(seen.values())[2] not in installed
+    assert all(put_log(cluster)[f"/api/v1/namespaces/{ns}/secrets/{name}"] == [200] for ns, name in names)
 
     forms = {name: [secret.encode(), base64.b64decode(secret)] for name, secret in seen.items()}
     for text in repo.outputs + sshd.log:
         for name, (b64, _) in forms.items():
             assert b64.decode() not in text, f"key {name} printed"
     scanned = 0
-    for folder, _, files in os.walk(tmp_path):
+    for folder, _, files in [*os.walk(tmp_path), *os.walk(control_plane.workdir)]:
         for file_name in files:
             path = os.path.join(folder, file_name)
             if path == str(node_path):
@@ -492,10 +677,13 @@ def test_the_key_appears_nowhere_but_in_the_encrypted_file_and_on_the_node(repo,
     assert "ENC[AES256_GCM," in stored and all(s not in stored for s in seen.values())
 
 
-def test_secrets_apply_never_sends_the_encryption_key_to_the_cluster(repo, cluster):
+def test_secrets_apply_never_sends_the_encryption_key_to_the_cluster(repo, cluster, control_plane):
     repo.ok("encryption", "key")
-    repo.run("secrets", "apply", main=cli.main)
-    assert cluster.get("Secret", "etcd-encryption", "kube-system") is None
+    applied = repo.ok("secrets", "apply", main=cli.main)
+    assert "etcd-encryption kept local (k8s-toolkit/local-only)" in applied.out, applied.out
+    assert cluster.requests(path="etcd-encryption") == []
+    assert [r for r in cluster.requests() if r.method != "GET"] == []
+    assert control_plane.get("/api/v1/namespaces/kube-system/secrets/etcd-encryption", check=False) is None
 
 
 def test_module_imports_only_the_standard_library():

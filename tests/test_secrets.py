@@ -1,8 +1,11 @@
-"""Secrets: real gpg, the real sops binary, the API server stand-in.
+"""Secrets: real gpg, the real sops binary, the session's real control plane.
 
 Commands run in-process through `k8s.cli.main` (render.py's main, with the
 secrets commands registered), in a scratch repository, with their stdout and
-stderr captured at the file-descriptor level (sops' and gpg's too).
+stderr captured at the file-descriptor level (sops' and gpg's too). Cluster
+tests apply to the real kube-apiserver (tests.controlplane), each in a
+namespace of its own, through the fault proxy, whose request log tells what
+was sent; what the cluster holds is read back from the server and from etcd.
 """
 
 import base64
@@ -12,6 +15,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -20,7 +24,6 @@ from k8s import keys, secrets, secrets_cli
 from k8s.errors import UserError
 from k8s.sops import Sops
 
-from .apiserver import ApiServer
 from .conftest import ROOT, in_process
 from .gpg import KEY_EMAIL, KEY_NAME, export_public, gnupghome, gpg_homes, gpg_session_key  # noqa: F401
 from .gpg import import_keys, make_key
@@ -138,17 +141,82 @@ def keyed(repo, gnupghome):
     return repo
 
 
+KUBECTL = "/usr/bin/kubectl"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def kubectl(plane, *argv, stdin=None):
+    """kubectl as the cluster admin, straight to the apiserver (not through the proxy)."""
+    result = subprocess.run([KUBECTL, "--kubeconfig", plane.kubeconfig, *argv], input=stdin,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class Cluster:
+    """The session's control plane as one test sees it: a namespace of its own, and a
+    kubeconfig through the fault proxy, whose log holds every request the toolkit sent."""
+
+    def __init__(self, plane, proxy, namespace):
+        self.plane, self.proxy, self.namespace = plane, proxy, namespace
+
+    def get(self, name, kind="secrets"):
+        """The object as the real server has it, or None."""
+        return self.plane.get(f"/api/v1/namespaces/{self.namespace}/{kind}/{name}", check=False)
+
+    def values(self, name):
+        obj = self.get(name)
+        return None if obj is None else {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+
+    def names(self, kind="secrets"):
+        return sorted(o["metadata"]["name"] for o in
+                      self.plane.get(f"/api/v1/namespaces/{self.namespace}/{kind}")["items"])
+
+    def seed(self, obj):
+        """`kubectl create` of `obj` (field manager kubectl-create), values through stdin."""
+        obj = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
+        kubectl(self.plane, "create", "-f", "-", stdin=json.dumps(obj))
+
+    def writes(self):
+        """Every write request the toolkit sent (dry runs included)."""
+        return [r for r in self.proxy.requests() if r.method in WRITES]
+
+    def etcd(self, name, kind="secrets"):
+        return self.plane.etcd_get(f"/registry/{kind}/{self.namespace}/{name}")
+
+
+def new_namespace(plane, prefix):
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    kubectl(plane, "create", "namespace", name)
+    return name
+
+
 @pytest.fixture
-def cluster(repo, tmp_path, monkeypatch):
-    with ApiServer(version="1.31.2") as server:
-        monkeypatch.setenv("KUBECONFIG", server.kubeconfig(tmp_path / "kubeconfig"))
-        server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
-        yield server
+def cluster(repo, control_plane, fault_proxy, tmp_path, monkeypatch):
+    """A namespace of this test's own in the real cluster, as K8S_NAMESPACE; KUBECONFIG
+    reaches the apiserver through the fault proxy. The namespace goes when the test ends."""
+    namespace = new_namespace(control_plane, "secrets")
+    monkeypatch.setenv("KUBECONFIG", fault_proxy.kubeconfig(tmp_path / "kubeconfig"))
+    monkeypatch.setenv("K8S_NAMESPACE", namespace)
+    yield Cluster(control_plane, fault_proxy, namespace)
+    kubectl(control_plane, "delete", "namespace", namespace, "--wait=false")
 
 
-def cluster_values(server, name, namespace="demo"):
-    obj = server.get("Secret", name, namespace)
-    return None if obj is None else {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+def audit_events(plane, path, timeout=10):
+    """The audit log's events whose requestURI starts with `path`, once at least one is there
+    (the apiserver writes an event when the response is complete)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(plane.audit_log, encoding="utf-8") as f:
+            found = [e for e in map(json.loads, f) if e.get("requestURI", "").startswith(path)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def one_error_line(result):
@@ -327,35 +395,100 @@ def test_apply_creates_then_updates_and_removes_keys(keyed, cluster):
     repo.run("create", "db", "--from-literal", "password=first", "--from-literal", "user=admin")
     result = repo.run("apply", "db")
     assert (result.code, result.out) == (0, "secret/db created\n1 created\n"), result.err
-    assert cluster_values(cluster, "db") == {"password": "first", "user": "admin"}
-    assert cluster.get("Secret", "db", "demo")["metadata"]["labels"]["k8s-toolkit/component"] == "secrets"
+    assert cluster.values("db") == {"password": "first", "user": "admin"}
+    labels = cluster.get("db")["metadata"]["labels"]
+    assert labels["k8s-toolkit/component"] == "secrets" and labels["app.kubernetes.io/managed-by"] == "k8s-toolkit"
+    version = cluster.get("db")["metadata"]["resourceVersion"]
 
     assert repo.run("apply").out == "secret/db unchanged\n1 unchanged\n"
+    assert cluster.get("db")["metadata"]["resourceVersion"] == version  # really not written
 
     repo.editor(replace=[["first", "second"], ["    user: admin\n", ""]])
     assert repo.run("edit", "db").code == 0
     result = repo.run("apply")
     assert (result.code, result.out) == (0, "secret/db configured\n1 configured\n"), result.err
     # the removed key is gone too: stringData is sent as data (kubernetes#108008)
-    assert cluster_values(cluster, "db") == {"password": "second"}
+    assert cluster.values("db") == {"password": "second"}
+    applies = [r for r in cluster.writes() if r.path == f"/api/v1/namespaces/{cluster.namespace}/secrets/db"]
+    assert [r.method for r in applies] == ["PATCH"] * 3 and all("fieldManager=k8s-toolkit" in r.query
+                                                               for r in applies)  # server-side apply
 
     dry = repo.run("apply", "--dry-run")
-    assert dry.code == 0 and "secret/db unchanged (server dry run)" in dry.out
+    assert dry.code == 0 and dry.out == "secret/db unchanged (server dry run)\n1 unchanged (server dry run)\n"
+
+
+def test_dry_run_says_configured_exactly_when_the_apply_would_change_the_secret(keyed, cluster):
+    """A server-side dry run answers with the resourceVersion the object already has, so that
+    version cannot tell `unchanged` from `configured` (it once printed `unchanged (server dry run)`
+    for a Secret the real apply then `configured`): the answer is compared with what is stored."""
+    repo = keyed
+    repo.run("create", "db", "--from-literal", "password=first", "--from-literal", "user=admin")
+    dry = repo.run("apply", "--dry-run", "db")
+    assert (dry.code, dry.out) == (0, "secret/db created (server dry run)\n1 created (server dry run)\n")
+    assert cluster.names() == []  # nothing was made
+    assert repo.run("apply", "db").out == "secret/db created\n1 created\n"
+    stored = cluster.get("db")
+
+    def expect(result):
+        dry = repo.run("apply", "--dry-run", "db")
+        assert (dry.code, dry.out) == (0, f"secret/db {result} (server dry run)\n1 {result} (server dry run)\n"), \
+            dry.err
+        assert cluster.get("db") == stored  # a dry run changes nothing
+        real = repo.run("apply", "db")
+        assert real.out == f"secret/db {result}\n1 {result}\n", real.err  # and the real apply agrees
+        return cluster.get("db")
+
+    stored = expect("unchanged")
+    for replace in ([["first", "second"]],                                  # a value
+                    [["    user: admin\n", ""]],                           # a key removed
+                    [["    name: db\n", "    name: db\n    labels: {tier: x}\n"]],  # metadata only
+                    [["type: Opaque", "type: Opaque\nimmutable: false"]]):  # a field besides the values
+        repo.editor(replace=replace)
+        assert repo.run("edit", "db").code == 0
+        stored = expect("configured")
+        stored = expect("unchanged")
+    assert cluster.values("db") == {"password": "second"}
+    assert cluster.get("db")["metadata"]["labels"]["tier"] == "x"
+
+
+def test_an_applied_secret_is_encrypted_in_etcd_and_never_in_the_audit_log(keyed, cluster, control_plane):
+    repo = keyed
+    value = f"etcd-{uuid.uuid4().hex}"
+    forms = [value.encode(), base64.b64encode(value.encode())]
+    assert repo.run("create", "vault", "--from-literal", f"password={value}").code == 0
+    assert repo.run("apply", "vault").out == "secret/vault created\n1 created\n"
+    assert cluster.values("vault") == {"password": value}  # the server has it
+    stored = cluster.etcd("vault")
+    assert stored.startswith(b"k8s:enc:secretbox:v1:"), stored[:40]  # the toolkit's provider
+    assert all(form not in stored for form in forms)
+    # what else reads or writes it: list compares, a dry run answers with the values
+    assert repo.run("list").code == 0
+    assert repo.run("apply", "--dry-run", "vault").code == 0
+    path = f"/api/v1/namespaces/{cluster.namespace}/secrets/vault"
+    events = audit_events(control_plane, path)
+    assert {e["verb"] for e in events} >= {"patch", "get"}, events  # the log does record them
+    assert all(e["level"] == "Metadata" and "requestObject" not in e and "responseObject" not in e
+               for e in events)
+    log = read_bytes(control_plane.audit_log)
+    assert all(form not in log for form in forms), "a value of the Secret is in the audit log"
 
 
 def test_apply_takes_over_a_secret_made_by_kubectl_create(keyed, cluster):
     repo = keyed
-    cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "demo"},
-                  "data": {"password": base64.b64encode(b"old").decode()}}, manager="kubectl-create")
+    cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                  "data": {"password": base64.b64encode(b"old").decode()}})
     repo.run("create", "db", "--from-literal", "password=new-value")
     refused = repo.run("apply")
     assert refused.code == 1
-    assert "secret/db failed: Apply failed with 1 conflict: conflict with \"kubectl-create\": .data.password" \
-        in refused.out and "rerun with --force-conflicts" in refused.out
-    assert cluster_values(cluster, "db") == {"password": "old"}
+    assert "secret/db failed: Apply failed with 1 conflict: conflict with \"kubectl-create\" using v1: " \
+           ".data.password" in refused.out and "rerun with --force-conflicts" in refused.out
+    assert cluster.values("db") == {"password": "old"}
     taken = repo.run("apply", "--force-conflicts")
     assert taken.out == "secret/db configured\n1 configured\n"
-    assert cluster_values(cluster, "db") == {"password": "new-value"}
+    assert cluster.values("db") == {"password": "new-value"}
+    managers = {m["manager"]: m for m in cluster.get("db")["metadata"]["managedFields"]}
+    assert "f:password" in managers["k8s-toolkit"]["fieldsV1"]["f:data"]
+    assert "f:password" not in managers.get("kubectl-create", {}).get("fieldsV1", {}).get("f:data", {})
 
 
 def test_list_shows_keys_recipients_and_sync_never_values(keyed, cluster):
@@ -363,16 +496,19 @@ def test_list_shows_keys_recipients_and_sync_never_values(keyed, cluster):
     repo.run("create", "db", "--from-literal", "password=hunter22", "--from-literal", "user=admin")
     repo.run("create", "api", "--from-literal", "token=t0ken-value")
     repo.run("apply", "db")
-    cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api", "namespace": "demo"},
+    cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api"},
                   "data": {"token": base64.b64encode(b"stale").decode()}})
     result = repo.run("list")
     assert result.code == 0, result.err
-    fp = repo.gpg.fingerprint
+    fp, ns = repo.gpg.fingerprint, cluster.namespace
     assert result.out == (
-        "secrets/api.yml:\n  Secret demo/api\n    keys: token\n    cluster: differs (apply it to update)\n"
+        f"secrets/api.yml:\n  Secret {ns}/api\n    keys: token\n    cluster: differs (apply it to update)\n"
         f"  recipients: pgp:{fp}\n"
-        "secrets/db.yml:\n  Secret demo/db\n    keys: password, user\n    cluster: in sync\n"
+        f"secrets/db.yml:\n  Secret {ns}/db\n    keys: password, user\n    cluster: in sync\n"
         f"  recipients: pgp:{fp}\n")
+    repo.run("create", "gone", "--from-literal", "token=never-applied")
+    assert "  Secret {}/gone\n    keys: token\n    cluster: not in the cluster\n".format(ns) in repo.run("list").out
+    os.remove(repo.path("secrets/gone.yml"))
     offline = repo.run("list", "--no-cluster")
     assert "  Secret $K8S_NAMESPACE/db\n    keys: password, user\n" in offline.out
     report = json.loads(repo.run("list", "-o", "json").out)
@@ -402,7 +538,7 @@ def test_tampered_files_are_refused_and_nothing_is_applied(keyed, cluster):
     flipped = stored[:start] + ("A" if stored[start] != "A" else "B") + stored[start + 1:]
     repo.write("secrets/db.yml", flipped)
     assert "tampered or damaged" in one_error_line(repo.run("apply"))
-    assert cluster.writes() == []
+    assert cluster.writes() == [] and cluster.names() == []
 
 
 def test_a_file_nobody_here_can_decrypt_names_its_recipients(keyed, gpg_homes, monkeypatch):
@@ -425,7 +561,7 @@ def test_files_that_are_not_encrypted_are_refused(keyed, cluster):
     result = repo.run("apply")
     assert one_error_line(result).startswith("error: secrets/plain.yml: not sops-encrypted (no sops metadata)")
     assert "in-clear" not in result.out + result.err
-    assert cluster.writes() == []
+    assert cluster.writes() == [] and cluster.names() == []
     assert repo.run("check").code == 1
     assert "NOT ENCRYPTED (no sops metadata): refused" in repo.run("list", "--no-cluster").out
     os.remove(repo.path("secrets/plain.yml"))
@@ -435,7 +571,7 @@ def test_files_that_are_not_encrypted_are_refused(keyed, cluster):
     stored = repo.read("secrets/db.yml")
     repo.write("secrets/db.yml", stored.replace("stringData:\n", "stringData:\n    extra: pasted\n"))
     assert "not sops-encrypted (values in clear: stringData.extra)" in one_error_line(repo.run("apply"))
-    assert cluster.writes() == []
+    assert cluster.writes() == [] and cluster.names() == []
 
 
 def test_malformed_content_is_one_line_naming_keys_never_values(keyed, cluster):
@@ -482,6 +618,7 @@ def test_malformed_content_is_one_line_naming_keys_never_values(keyed, cluster):
         "to apply it from secrets/)")
     result = repo.run("apply", "--allow-kind", "ConfigMap")
     assert result.out == "configmap/cm created\n1 created\n", result.err
+    assert cluster.get("cm", "configmaps")["data"] == {"token": "abc-secret-value"}
     assert "abc-secret-value" not in "".join(repo.outputs)
 
 
@@ -509,12 +646,12 @@ def test_undefined_variables_are_named_only_outside_secret_values(keyed, cluster
         "value (name not shown: it may be part of the value; write $$ for a literal $)",
     ]
     assert "word" not in result.err
-    assert cluster.writes() == []
+    assert cluster.writes() == [] and cluster.names() == []
     repo.monkeypatch.setenv("TEAM_NAME", "core")
     repo.monkeypatch.setenv("word", "")  # now defined: pa$word -> pa
     assert repo.run("apply").code == 0
-    assert cluster_values(cluster, "db") == {"url": "postgres://user:pa@db.demo.svc", "literal": "cost $5"}
-    assert cluster.get("Secret", "db", "demo")["metadata"]["labels"]["team"] == "core"
+    assert cluster.values("db") == {"url": f"postgres://user:pa@db.{cluster.namespace}.svc", "literal": "cost $5"}
+    assert cluster.get("db")["metadata"]["labels"]["team"] == "core"
 
 
 def test_sops_missing_is_one_line(repo, gnupghome, monkeypatch, tmp_path):
@@ -677,8 +814,10 @@ def test_the_commit_check_finds_plain_files(tmp_path):
                      str(tmp_path / "fake.yml"): "sops metadata without a MAC"}
 
 
-def test_leak_audit_no_value_outside_the_encrypted_files(repo, gnupghome, cluster, tmp_path, monkeypatch):
-    """The whole flow with unique markers; then every file and every output is searched for them."""
+def test_leak_audit_no_value_outside_the_encrypted_files(repo, gnupghome, cluster, control_plane, tmp_path,
+                                                         monkeypatch):
+    """The whole flow with unique markers; then every file and every output is searched for them,
+    the control plane's too: etcd's data (values encrypted at rest), the audit log and every log."""
     markers = {name: f"LEAK{name}-{uuid.uuid4().hex}" for name in ("literal", "file", "editor", "update")}
     assert repo.run("gen-gpg").code == 0
     assert repo.run("sops-config").code == 0
@@ -711,13 +850,18 @@ def test_leak_audit_no_value_outside_the_encrypted_files(repo, gnupghome, cluste
     out, err = repo.capfd.readouterr()
     repo.outputs.append(out + err)
     assert "password: '***'" in out or 'password: "***"' in out or "password: ***" in out
-    assert cluster_values(cluster, "db") == {"password": markers["update"]}  # the flow really ran
+    assert cluster.values("db") == {"password": markers["update"]}  # the flow really ran
+    assert cluster.values("web") == {"key": markers["editor"]} and cluster.values("api") == {"token": markers["file"]}
+    for name in ("db", "api", "web"):
+        assert cluster.etcd(name).startswith(b"k8s:enc:secretbox:v1:"), name
+    assert audit_events(control_plane, f"/api/v1/namespaces/{cluster.namespace}/secrets/db")
 
     forms = {m: [m.encode(), base64.b64encode(m.encode())] for m in markers.values()}
     for text in repo.outputs:
         for marker, (raw, b64) in forms.items():
             assert raw.decode() not in text and b64.decode() not in text, f"{marker} printed"
-    roots = [str(tmp_path), gnupghome.path] + (["/dev/shm"] if os.path.isdir("/dev/shm") else [])
+    roots = [str(tmp_path), gnupghome.path, control_plane.workdir] + (["/dev/shm"] if os.path.isdir("/dev/shm")
+                                                                      else [])
     scanned = 0
     for root in roots:
         for folder, _, files in os.walk(root):
@@ -765,7 +909,7 @@ def test_mistyped_structure_in_a_decrypted_secret_is_one_line_without_values(key
         assert repo.run("list", "--no-cluster").code == 0
         for text in (result.err, listed.out + listed.err):
             assert "TOPSECRET" not in text and "SECRETVALUE1" not in text and "31415926" not in text
-    assert cluster.writes() == []
+    assert cluster.writes() == [] and cluster.names() == []
 
 
 def test_gen_age_key_file_that_cannot_be_written_is_one_line(repo, tmp_path):
@@ -870,7 +1014,7 @@ def test_an_empty_value_is_not_a_value_in_clear(keyed, cluster):
     assert '    k: ""\n' in repo.read("secrets/y.yml")  # sops leaves "" as it is
     assert repo.run("check").code == 0
     assert repo.run("apply", "y").code == 0
-    assert cluster_values(cluster, "y") == {"k": "", "other": "x1234"}
+    assert cluster.values("y") == {"k": "", "other": "x1234"}
     stored = repo.read("secrets/y.yml")
     repo.write("secrets/y.yml", stored.replace('    k: ""\n', "    k: pasted\n"))
     assert "values in clear: stringData.k" in one_error_line(repo.run("apply", "y"))
