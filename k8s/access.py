@@ -142,6 +142,9 @@ def write_private(path, text):
         raise
 
 
+UNTAINT_ATTEMPTS = 5  # read-modify-write rounds lost to concurrent node writes
+
+
 def untaint(cluster, node):
     """Remove the control-plane taints from `node`; returns the keys removed."""
     from .errors import UsageError
@@ -151,21 +154,29 @@ def untaint(cluster, node):
     if problem:
         raise UsageError(f"NODE: {problem}")
     resource = cluster.resource("v1", "Node")
-    try:
-        current = json.loads(cluster.call(lambda: cluster.dynamic.get(
-            resource, name=node, serialize=False), obj=f"Node/{node}").data)
-    except ApiError as err:
-        if err.status == 404:
-            raise UserError(f"node {node} not found in the cluster") from None
-        raise
-    taints = (current.get("spec") or {}).get("taints") or []
-    keep = [t for t in taints if t.get("key") not in CONTROL_PLANE_TAINTS]
-    removed = [t["key"] for t in taints if t.get("key") in CONTROL_PLANE_TAINTS]
-    if removed:
-        # resourceVersion makes the merge patch fail rather than drop a taint added meanwhile.
+    for attempt in range(UNTAINT_ATTEMPTS):
+        try:
+            current = json.loads(cluster.call(lambda: cluster.dynamic.get(
+                resource, name=node, serialize=False), obj=f"Node/{node}").data)
+        except ApiError as err:
+            if err.status == 404:
+                raise UserError(f"node {node} not found in the cluster") from None
+            raise
+        taints = (current.get("spec") or {}).get("taints") or []
+        keep = [t for t in taints if t.get("key") not in CONTROL_PLANE_TAINTS]
+        removed = [t["key"] for t in taints if t.get("key") in CONTROL_PLANE_TAINTS]
+        if not removed:
+            return removed
+        # resourceVersion makes the merge patch fail rather than drop a taint added meanwhile;
+        # a kubelet's status update in between fails it too, so read again and retry.
         patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
                  "spec": {"taints": keep or None}}
-        cluster.call(lambda: cluster.dynamic.patch(
-            resource, body=patch, name=node, content_type="application/merge-patch+json",
-            serialize=False), obj=f"Node/{node}")
-    return removed
+        try:
+            cluster.call(lambda: cluster.dynamic.patch(
+                resource, body=patch, name=node, content_type="application/merge-patch+json",
+                serialize=False), obj=f"Node/{node}")
+        except ApiError as err:
+            if err.status == 409 and attempt + 1 < UNTAINT_ATTEMPTS:
+                continue
+            raise
+        return removed

@@ -12,6 +12,7 @@ has, so there the object the server would store is compared with the listed one.
 was and was not applied.
 """
 
+import base64
 import json
 import sys
 import threading
@@ -168,15 +169,10 @@ class Engine:
         except UserError as err:
             return Outcome(obj, "failed", err.message)
         data = json.loads(response.data)
-        version = (data.get("metadata") or {}).get("resourceVersion")
         if response.status == 201 or (dry_run and stored is None):
             result = "created"
-        elif dry_run:  # a dry run answers with the version the object already has
-            result = "unchanged" if stored_state(stored) == stored_state(data) else "configured"
-        elif (stored or {}).get("metadata", {}).get("resourceVersion") == version:
-            result = "unchanged"
         else:
-            result = "configured"
+            result = "configured" if changed(stored, data, body(obj), dry_run) else "unchanged"
         if dry_run:
             result += " " + DRY_RUN
         return Outcome(obj, result, response=data)
@@ -266,12 +262,45 @@ class Engine:
         return Outcome(obj, done)
 
 
-def stored_state(obj):
-    """What of `obj` a write that changes nothing leaves as it is: all but the resourceVersion
-    and the time stamps of managedFields (a LIST's items carry no apiVersion and kind)."""
-    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
-    metadata["managedFields"] = [{k: v for k, v in entry.items() if k != "time"}
-                                 for entry in metadata.get("managedFields") or () if isinstance(entry, dict)]
-    state = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-    state["metadata"] = metadata
-    return state
+
+def changed(stored, answer, applied, dry_run):
+    """Whether applying `applied` changed the object the run's LIST saw as `stored` into `answer`.
+
+    The same resourceVersion means nothing was written (but a dry run answers with the
+    version the object already has). Otherwise another writer may have come between the
+    LIST and the apply (a controller writing status, the PV controller binding a volume):
+    the apply changed something only if it changed the set of fields the toolkit owns,
+    or the value of a field it sets.
+    """
+    version = lambda obj: ((obj or {}).get("metadata") or {}).get("resourceVersion")  # noqa: E731
+    if stored is None:
+        return True
+    if not dry_run and version(stored) == version(answer):
+        return False
+    if _owned(stored) != _owned(answer):
+        return True
+    applied = _as_stored(applied)
+    return _project(applied, stored) != _project(applied, answer)
+
+
+def _as_stored(applied):
+    """A Secret's stringData is stored in data, base64-encoded."""
+    if applied.get("kind") != "Secret" or not isinstance(applied.get("stringData"), dict):
+        return applied
+    data = dict(applied.get("data") or {})
+    data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in applied["stringData"].items()})
+    return {**{k: v for k, v in applied.items() if k != "stringData"}, "data": data}
+
+
+def _owned(obj):
+    """The fields the toolkit's apply owns, from managedFields (times left out)."""
+    return [entry.get("fieldsV1") for entry in (obj.get("metadata") or {}).get("managedFields") or ()
+            if isinstance(entry, dict) and entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"]
+
+
+def _project(applied, actual):
+    """`actual` cut down to the paths `applied` sets (a LIST's items carry no apiVersion and kind)."""
+    if isinstance(applied, dict):
+        actual = actual if isinstance(actual, dict) else {}
+        return {k: _project(v, actual.get(k)) for k, v in applied.items() if k not in ("apiVersion", "kind")}
+    return actual

@@ -229,17 +229,23 @@ def apply_labels(cluster, steps, nodes, force=False, dry_run=False, parallel=4, 
 
 
 def _outcome(obj, before, after, labels, dry_run):
+    """The node's Outcome: what changed of the labels this run applies or releases.
+
+    Only those labels and who holds them by this manager's apply count. A resourceVersion
+    says nothing here: a kubelet's status update or a controller's write between the LIST
+    and the apply changes it while this run changed nothing, and other labels may change
+    meanwhile too (not this run's doing).
+    """
     from .apply import Outcome
 
     old = before["metadata"].get("labels") or {}
     new = after["metadata"].get("labels") or {}
-    changes = [f"+{k}={v}" if k not in old else f"{k}={old[k]}->{v}"
-               for k, v in sorted(new.items()) if old.get(k) != v]
-    changes += [f"-{k}" for k in sorted(old) if k not in new]
-    if dry_run:  # nothing is stored, the resourceVersion says nothing: the labels do
-        same = not changes
-    else:
-        same = before["metadata"].get("resourceVersion") == after["metadata"].get("resourceVersion")
+    held_before = owned_labels(before, FIELD_MANAGER)
+    ours = set(labels) | held_before
+    changes = [f"+{k}={new[k]}" if k not in old else f"{k}={old[k]}->{new[k]}"
+               for k in sorted(ours) if k in new and old.get(k) != new[k]]
+    changes += [f"-{k}" for k in sorted(ours) if k in old and k not in new]
+    same = not changes and owned_labels(after, FIELD_MANAGER) == held_before
     result = "unchanged" if same else "configured"
     if dry_run:
         result += " (server dry run)"

@@ -1,5 +1,7 @@
 """The API audit policy: rule order (first match wins), no body of a credential ever logged,
-the kubeadm fragment from the variables, and `audit install` against a real sshd.
+the kubeadm fragment from the variables, `audit install` against a real sshd, and the policy
+in the real kube-apiserver of the session's control plane (its audit log is what
+level_for must agree with).
 
 Commands run in-process through `k8s.cli.main` (render.py's main, with the audit commands
 registered) in a scratch project; output captured at the file-descriptor level.
@@ -15,6 +17,7 @@ import yaml
 from k8s import cli, audit
 
 from .conftest import in_process, needs_root
+from .realcluster import wait_for
 from .sshd import sshd, sshd_factory  # noqa: F401
 
 NODE = "cp1.example.com"
@@ -275,3 +278,198 @@ def test_out_onto_a_file_is_one_error_line(tmp_path):
     (tmp_path / "taken").write_text("")
     with pytest.raises(UserError, match=r"taken: cannot write: File exists$"):
         cli.write_files(str(tmp_path / "taken"), {"a.yaml": "a: 1\n"})
+
+
+# --- the policy in a real kube-apiserver --------------------------------------------------------
+#
+# The session's control plane runs kube-apiserver with this very policy (the harness writes
+# audit.policy_text() and passes it as --audit-policy-file): its audit log is the reference
+# that level_for mirrors.
+
+def request(plane, method, path, body=None, user=None, groups=()):
+    """(status, Audit-Id, parsed body) of one HTTPS request to `plane`'s API server, as the admin
+    or as a client-certificate `user` in `groups`."""
+    import json
+    import ssl
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=os.path.join(plane.pki, "ca.crt"))
+    if user is None:
+        context.load_cert_chain(os.path.join(plane.pki, "admin.crt"), os.path.join(plane.pki, "admin.key"))
+    else:
+        cert, key = plane.ca.issue(user, groups)
+        with tempfile.TemporaryDirectory() as folder:
+            for name, pem in (("tls.crt", cert), ("tls.key", key)):
+                with open(os.path.join(folder, name), "wb") as f:
+                    f.write(pem)
+            context.load_cert_chain(os.path.join(folder, "tls.crt"), os.path.join(folder, "tls.key"))
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    req = urllib.request.Request(plane.url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, context=context, timeout=30) as reply:
+            status, audit_id, text = reply.status, reply.headers.get("Audit-Id"), reply.read().decode()
+    except urllib.error.HTTPError as err:
+        status, audit_id, text = err.code, err.headers.get("Audit-Id"), err.read().decode()
+    return status, audit_id, (json.loads(text) if text.startswith("{") else text)
+
+
+def audit_log(plane):
+    import json
+
+    with open(plane.audit_log) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def level_of(event):
+    """level_for's answer for the request an audit event records."""
+    ref = event.get("objectRef")
+    # the user kube-apiserver authenticated (a failed authentication has none): the policy is
+    # evaluated before impersonation, so never the impersonated one
+    user = event.get("user") or {}
+    name, groups = user.get("username", ""), user.get("groups") or []
+    if ref is None:  # a non-resource request: the path without its query
+        return audit.level_for(audit.policy(), event["verb"], name, groups, path=event["requestURI"].split("?", 1)[0])
+    return audit.level_for(audit.policy(), event["verb"], name, groups,
+                           group=ref.get("apiGroup", ""), resource=ref.get("resource", ""),
+                           subresource=ref.get("subresource", ""), namespace=ref.get("namespace", ""),
+                           name=ref.get("name", ""))
+
+
+def test_the_control_plane_runs_this_policy(control_plane):
+    argv = open(f"/proc/{control_plane.processes['kube-apiserver'].pid}/cmdline").read().split("\0")
+    [flag] = [a for a in argv if a.startswith("--audit-policy-file=")]
+    with open(flag.split("=", 1)[1]) as f:
+        assert f.read() == audit.policy_text()
+
+
+def test_level_for_agrees_with_kube_apiserver_on_every_request_it_logged(control_plane):
+    """Every event of the session's audit log so far (controllers, scheduler, nodes, other
+    tests) was logged at the level level_for gives its request."""
+    request(control_plane, "GET", "/api/v1/namespaces/default/pods")  # at least some traffic of ours
+    events = audit_log(control_plane)
+    assert len(events) > 100
+    wrong = {}
+    for event in events:
+        expected = level_of(event)
+        if expected != event["level"]:
+            ref = event.get("objectRef") or {}
+            key = (event["verb"], (event.get("user") or {}).get("username"), ref.get("apiGroup", ""),
+                   ref.get("resource"), ref.get("subresource"), event["requestURI"].split("?")[0] if not ref else None)
+            wrong.setdefault(key, (event["level"], expected))
+    assert wrong == {}, "(request) -> (kube-apiserver's level, level_for's)"
+    assert {e["stage"] for e in events} <= {"ResponseStarted", "ResponseComplete", "Panic"}  # omitStages
+
+
+NODE_GROUPS = ["system:nodes", "system:authenticated"]
+SA_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]
+CRAFTED = [  # (method, path, user (None: the admin), groups, body, the request's attributes for level_for)
+    ("GET", "/healthz", None, (), None, dict(verb="get", path="/healthz")),
+    ("GET", "/readyz/etcd", None, (), None, dict(verb="get", path="/readyz/etcd")),
+    ("GET", "/version", None, (), None, dict(verb="get", path="/version")),
+    ("GET", "/metrics", None, (), None, dict(verb="get", path="/metrics")),
+    ("GET", "/api/v1/nodes/kube1", "system:node:kube1", NODE_GROUPS, None,
+     dict(verb="get", resource="nodes", name="kube1")),
+    ("GET", "/api/v1/nodes/kube1/status", "system:node:kube1", NODE_GROUPS, None,
+     dict(verb="get", resource="nodes", subresource="status", name="kube1")),
+    ("GET", "/api/v1/namespaces/default/services?watch=1&timeoutSeconds=1", "system:kube-proxy", (), None,
+     dict(verb="watch", resource="services", namespace="default")),
+    ("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler", "system:kube-scheduler",
+     (), None, dict(verb="get", group="coordination.k8s.io", resource="leases", namespace="kube-system",
+                    name="kube-scheduler")),
+    ("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x", None, (), None,
+     dict(verb="get", group="coordination.k8s.io", resource="leases", namespace="kube-system", name="x")),
+    ("POST", "/api/v1/namespaces/default/events", None, (), {
+        "metadata": {"generateName": "audit-"}, "involvedObject": {"kind": "Pod", "name": "x", "namespace": "default"},
+        "reason": "Test", "message": "m", "type": "Normal"},
+     dict(verb="create", resource="events", namespace="default")),
+    ("GET", "/api/v1/namespaces/kube-system/secrets", None, (), None,
+     dict(verb="list", resource="secrets", namespace="kube-system")),
+    ("GET", "/api/v1/namespaces/default/configmaps/kube-root-ca.crt", None, (), None,
+     dict(verb="get", resource="configmaps", namespace="default", name="kube-root-ca.crt")),
+    ("GET", "/api/v1/namespaces/default/pods/x/log", None, (), None,
+     dict(verb="get", resource="pods", subresource="log", namespace="default", name="x")),
+    ("GET", "/api/v1/namespaces/default/pods", "system:serviceaccount:default:default", SA_GROUPS, None,
+     dict(verb="list", resource="pods", namespace="default")),
+    ("DELETE", "/api/v1/namespaces/audit-no-such-namespace", None, (), None,
+     dict(verb="delete", resource="namespaces", namespace="audit-no-such-namespace", name="audit-no-such-namespace")),
+]
+ADMIN_GROUPS = ["kubeadm:cluster-admins", "system:authenticated"]
+
+
+@pytest.mark.parametrize("method,path,user,groups,body,attributes", CRAFTED,
+                         ids=[f"{c[0]} {c[1]} {c[2] or 'admin'}" for c in CRAFTED])
+def test_level_for_agrees_with_kube_apiserver_request_by_request(control_plane, method, path, user, groups, body,
+                                                                 attributes):
+    """Each request is logged at level_for's level, found by its Audit-Id; a request level_for
+    logs at None leaves no event at all."""
+    import time
+
+    expected = audit.level_for(audit.policy(), user=user or "kubernetes-admin",
+                               groups=list(groups) or ADMIN_GROUPS, **attributes)
+    status, audit_id, _ = request(control_plane, method, path, body, user, groups)
+    assert audit_id, status
+    # a request that is always logged, sent after it: once its event is there, so is any of the first
+    _, sentinel, _ = request(control_plane, "GET", "/api/v1/namespaces/default")
+    deadline = time.monotonic() + 10
+    while not [e for e in audit_log(control_plane) if e["auditID"] == sentinel]:
+        assert time.monotonic() < deadline, "the sentinel request was never logged"
+        time.sleep(0.1)
+    time.sleep(0.2)
+    found = [e for e in audit_log(control_plane) if e["auditID"] == audit_id]
+    assert {e["level"] for e in found} == ({expected} if expected != "None" else set()), (status, found)
+    for event in found:  # and the event records the request level_for was asked about
+        assert level_of(event) == expected
+        assert event["user"]["username"] == (user or "kubernetes-admin")
+
+
+def test_credentials_never_reach_the_audit_log(control_plane):
+    """Secrets, ConfigMaps, TokenRequests and TokenReviews, written and read through the real API
+    server: their events are Metadata only, and no value, token or review ever lands in the log."""
+    import uuid
+
+    marker = f"audit-marker-{uuid.uuid4().hex}"
+    namespace = f"audit-{uuid.uuid4().hex[:8]}"
+    ids = {}
+    status, ids["namespace"], _ = request(control_plane, "POST", "/api/v1/namespaces",
+                                          {"metadata": {"name": namespace}})
+    assert status == 201
+    try:
+        base = f"/api/v1/namespaces/{namespace}"
+        status, ids["secret"], _ = request(control_plane, "POST", f"{base}/secrets", {
+            "metadata": {"name": "s"}, "stringData": {"password": marker}})
+        assert status == 201
+        status, ids["secret-get"], got = request(control_plane, "GET", f"{base}/secrets/s")
+        assert status == 200 and got["data"]["password"]
+        status, ids["configmap"], _ = request(control_plane, "POST", f"{base}/configmaps", {
+            "metadata": {"name": "c"}, "data": {"password": marker}})
+        assert status == 201
+        status, ids["configmap-patch"], _ = request(control_plane, "PUT", f"{base}/configmaps/c", {
+            "metadata": {"name": "c"}, "data": {"password": marker + "-2"}})
+        assert status == 200
+        wait_for(lambda: request(control_plane, "GET", f"{base}/serviceaccounts/default")[0] == 200,
+                         what="the default ServiceAccount")
+        status, ids["token"], issued = request(control_plane, "POST", f"{base}/serviceaccounts/default/token", {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}})
+        assert status == 201, issued
+        token = issued["status"]["token"]
+        status, ids["review"], review = request(control_plane, "POST", "/apis/authentication.k8s.io/v1/tokenreviews", {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})
+        assert status == 201 and review["status"]["authenticated"] is True
+        with open(control_plane.audit_log) as f:
+            text = f.read()
+        for secret in (marker, token, token.split(".")[1]):
+            assert secret not in text
+        events = {e["auditID"]: e for e in audit_log(control_plane)}
+        for what, audit_id in ids.items():
+            event = events[audit_id]
+            if what == "namespace":  # a write of something else: its bodies are logged
+                assert event["level"] == "RequestResponse" and event["requestObject"]["metadata"]["name"] == namespace
+                assert "managedFields" not in event["responseObject"]["metadata"]  # omitManagedFields
+                continue
+            assert event["level"] == "Metadata", what
+            assert "requestObject" not in event and "responseObject" not in event, what
+    finally:
+        request(control_plane, "DELETE", f"/api/v1/namespaces/{namespace}")

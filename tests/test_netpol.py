@@ -1,25 +1,27 @@
 """NetworkPolicy that is enforced: flannel's agent, the network-policy component, `render.py check`.
 
 Rendering uses the repository's own Makefile.vars (as test_cluster_components
-does), so the defaults users get are the ones tested.
+does), so the defaults users get are the ones tested. What the cluster runs is
+read from a real control plane of this module's own (see `plane`).
 """
 
+import copy
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from k8s import components, netpol, order, render, validate
+from k8s import components, emit, netpol, order, render, validate
 from k8s.cluster import Cluster
 from k8s.errors import UserError
 
-from .apiserver import ADMIN_CONTEXT, DEMO_CONTEXT, ApiServer
 from .conftest import ROOT
+from .realcluster import api_client, wait_for
 from .test_cluster_components import MANIFESTS, VERSIONS, WRITE_VERBS, repo_values
 
 AGENT_IMAGE = "registry.k8s.io/networking/kube-network-policies"
+ADMIN_CONTEXT = "kubernetes-admin@kubernetes"
 
 
 def build(version, names, **overrides):
@@ -224,7 +226,100 @@ def test_agents_are_recognised_by_image_or_container_name(image, container, agen
     assert netpol.agent_of(image, container) == agent
 
 
-# --- enforcement_warning against the stand-in -------------------------------------
+# --- enforcement_warning against a real control plane -------------------------------
+#
+# Whether policies are enforced is a question about the whole cluster: any DaemonSet of
+# an agent with a ready pod, in any namespace, or any NetworkPolicy at all, changes the
+# answer. The session's control plane is shared with tests that install the whole
+# install set (flannel's agent included) or apply NetworkPolicies, so these tests run on
+# a control plane of their own (same harness, two simulated nodes that make every
+# scheduled pod Running and Ready) and delete what each of them created.
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory):
+    from .controlplane.harness import ControlPlane
+
+    plane = ControlPlane(tmp_path_factory.mktemp("netpol-plane"), nodes=("kube1", "kube2"))
+    plane.start()
+    yield plane
+    plane.stop()
+
+
+class Objects:
+    """Objects a test creates on `plane` (as the admin), deleted again at its end."""
+
+    def __init__(self, plane):
+        self.plane = plane
+        self.api = api_client(plane)
+        self.created = []
+
+    def create(self, obj):
+        from kubernetes import utils
+
+        namespace = obj["metadata"].get("namespace")
+        if namespace and self.plane.get(f"/api/v1/namespaces/{namespace}", check=False) is None:
+            utils.create_from_dict(self.api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        utils.create_from_dict(self.api, obj)
+        self.created.append(obj)
+        return obj
+
+    def daemonset(self, ds, ready=True):
+        """Create a DaemonSet and wait until its controller wrote the status: `ready` pods on
+        both nodes, or (ready=False: it selects no node) a status of no ready pods."""
+        if not ready:
+            ds = copy.deepcopy(ds)
+            ds["spec"]["template"]["spec"]["nodeSelector"] = {"example.com/no-such-node": "true"}
+        self.create(ds)
+        path = f"/apis/apps/v1/namespaces/{ds['metadata']['namespace']}/daemonsets/{ds['metadata']['name']}"
+
+        def settled():
+            status = self.plane.get(path).get("status") or {}
+            if ready:
+                return status.get("numberReady") == 2
+            return status.get("observedGeneration") == 1 and status.get("desiredNumberScheduled") == 0
+
+        wait_for(settled, what=f"DaemonSet {ds['metadata']['name']}'s status")
+        return ds
+
+    def delete_all(self):
+        """Delete what the test created, and wait until it is gone. Namespaces stay: empty, they
+        change no answer, and deleting one takes the namespace controller seconds."""
+        kept = [o for o in reversed(self.created) if o["kind"] != "Namespace"]
+        if kept:
+            kubectl(self.plane, "delete", "-f", "-", "--ignore-not-found", "--wait=true", "--timeout=120s",
+                    stdin=emit.to_yaml(kept))
+        self.created.clear()
+
+
+def kubectl(plane, *args, stdin=None):
+    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, *args], input=stdin,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def objects(plane):
+    found = Objects(plane)
+    yield found
+    found.delete_all()
+
+
+@pytest.fixture
+def proxy(plane):
+    from .controlplane.faults import FaultProxy
+
+    with FaultProxy(plane) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def cluster(proxy, tmp_path):
+    with Cluster(proxy.kubeconfig(tmp_path / "kubeconfig"), ADMIN_CONTEXT) as cluster:
+        cluster.version()  # discovery, as in every connected run, before the counted requests
+        proxy.clear()
+        yield cluster
+
 
 def daemonset(name, namespace, image, container="agent"):
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": namespace},
@@ -233,52 +328,24 @@ def daemonset(name, namespace, image, container="agent"):
                 "spec": {"containers": [{"name": container, "image": image}]}}}}
 
 
-def seed_daemonset(server, ds, ready=True):
-    """Seed a DaemonSet and wait until the stand-in's controller has written its status."""
-    if not ready:
-        server.never_ready("DaemonSet", ds["metadata"]["name"], ds["metadata"]["namespace"])
-    namespace = ds["metadata"]["namespace"]
-    if server.get("Namespace", namespace) is None:
-        server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    server.seed(ds)
-    deadline = time.monotonic() + 5
-    while "numberReady" not in (server.get("DaemonSet", ds["metadata"]["name"],
-                                           ds["metadata"]["namespace"]).get("status") or {}):
-        assert time.monotonic() < deadline, "the stand-in never wrote the DaemonSet's status"
-        time.sleep(0.01)
-
-
 POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
           "metadata": {"name": "default-deny-ingress", "namespace": "worker"},
           "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
 FLANNEL = daemonset("kube-flannel-ds", "kube-flannel", "ghcr.io/flannel-io/flannel:v0.28.9", "kube-flannel")
 
 
-@pytest.fixture
-def server(tmp_path):
-    with ApiServer(version="1.33.1", nodes=2) as server:
-        server.kubeconfig_path = server.kubeconfig(tmp_path / "kubeconfig")
-        yield server
+def test_a_ready_agent_means_no_warning_in_one_request(proxy, cluster, objects):
+    objects.daemonset(FLANNEL)
+    objects.daemonset(daemonset("kube-network-policies", "kube-flannel", f"{AGENT_IMAGE}:v1.1.1"))
+    proxy.clear()
+    assert netpol.enforcement(cluster, [POLICY]) == (None, (
+        "NetworkPolicies are enforced by kube-network-policies (DaemonSet kube-flannel/kube-network-policies, "
+        "2 ready pods)"))
+    assert [(r.method, r.path) for r in proxy.requests()] == [("GET", "/apis/apps/v1/daemonsets")]
 
 
-@pytest.fixture
-def cluster(server):
-    with Cluster(str(server.kubeconfig_path), ADMIN_CONTEXT) as cluster:
-        cluster.version()  # discovery, as in every connected run, before the counted requests
-        server.clear_requests()
-        yield cluster
-
-
-def test_a_ready_agent_means_no_warning_in_one_request(server, cluster):
-    seed_daemonset(server, FLANNEL)
-    seed_daemonset(server, daemonset("kube-network-policies", "kube-flannel", f"{AGENT_IMAGE}:v1.1.1"))
-    server.clear_requests()
-    assert netpol.enforcement_warning(cluster, [POLICY]) is None
-    assert [(r.method, r.path) for r in server.requests] == [("GET", "/apis/apps/v1/daemonsets")]
-
-
-def test_flannel_alone_is_a_warning(server, cluster):
-    seed_daemonset(server, FLANNEL)
+def test_flannel_alone_is_a_warning(cluster, objects):
+    objects.daemonset(FLANNEL)
     warning = netpol.enforcement_warning(cluster, [POLICY])
     assert warning == ("1 NetworkPolicy in the rendered set is not enforced: no NetworkPolicy agent "
                        "runs in the cluster (flannel alone does not enforce them: set FLANNEL_NETPOL=true "
@@ -286,61 +353,67 @@ def test_flannel_alone_is_a_warning(server, cluster):
     assert "\n" not in warning
 
 
-def test_an_agent_without_ready_pods_is_a_warning_naming_it(server, cluster):
-    seed_daemonset(server, daemonset("calico-node", "kube-system", "quay.io/calico/node:v3.30.0"), ready=False)
-    assert server.get("DaemonSet", "calico-node", "kube-system")["status"]["numberReady"] == 0
+def test_an_agent_without_ready_pods_is_a_warning_naming_it(plane, cluster, objects):
+    objects.daemonset(daemonset("calico-node", "calico-system", "quay.io/calico/node:v3.30.0"), ready=False)
+    status = plane.get("/apis/apps/v1/namespaces/calico-system/daemonsets/calico-node")["status"]
+    assert status.get("numberReady", 0) == 0
     assert netpol.enforcement_warning(cluster, [POLICY, POLICY]) == (
-        "2 NetworkPolicies in the rendered set are not enforced: DaemonSet kube-system/calico-node "
+        "2 NetworkPolicies in the rendered set are not enforced: DaemonSet calico-system/calico-node "
         "(calico-node) has no ready pods")
 
 
-def test_flannel_charts_netpol_container_counts(server, cluster):
+def test_flannel_charts_netpol_container_counts(cluster, objects):
     ds = daemonset("kube-flannel-ds", "kube-flannel", "ghcr.io/flannel-io/flannel:v0.28.9", "kube-flannel")
     ds["spec"]["template"]["spec"]["containers"].append(
         {"name": "kube-network-policies", "image": f"{AGENT_IMAGE}:v1.0.0"})
-    seed_daemonset(server, ds)
+    objects.daemonset(ds)
     assert netpol.enforcement_warning(cluster, [POLICY]) is None
 
 
-def test_the_rendered_agent_not_yet_applied_is_named(server, cluster):
+def test_the_rendered_agent_not_yet_applied_is_named(cluster):
     objects, _ = build(VERSIONS[-1], ["flannel", "network-policy"], FLANNEL_NETPOL="true")
     warning = netpol.enforcement_warning(cluster, objects)
     assert warning.startswith("3 NetworkPolicies in the rendered set are not enforced: ")
     assert "DaemonSet kube-flannel/kube-network-policies" in warning and "make flannel" in warning
 
 
-def test_without_policies_rendered_the_clusters_own_are_looked_up(server, cluster):
-    seed_daemonset(server, FLANNEL)
-    server.clear_requests()
-    assert netpol.enforcement_warning(cluster, []) is None
-    assert [(r.method, r.path, r.query) for r in server.requests] == [
-        ("GET", "/apis/networking.k8s.io/v1/networkpolicies", {"limit": "1"})]
+def test_without_policies_rendered_the_clusters_own_are_looked_up(proxy, cluster, objects):
+    objects.daemonset(FLANNEL)
+    proxy.clear()
+    assert netpol.enforcement(cluster, []) == (None, "no NetworkPolicies rendered or in the cluster")
+    assert [(r.method, r.path, r.query) for r in proxy.requests()] == [
+        ("GET", "/apis/networking.k8s.io/v1/networkpolicies", "limit=1")]
 
-    server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "worker"}}, POLICY)
+    objects.create(POLICY)
     warning = netpol.enforcement_warning(cluster, [{"apiVersion": "v1", "kind": "ConfigMap"}])
     assert warning.startswith("the cluster's NetworkPolicies are not enforced: no NetworkPolicy agent")
 
 
-def test_a_context_that_may_not_list_daemonsets_gets_a_line_not_an_error(server):
-    server.forbid("demo-user", verbs=["list"], resources=["daemonsets.apps"])
-    with Cluster(str(server.kubeconfig_path), DEMO_CONTEXT) as cluster:
+def test_a_context_that_may_not_list_daemonsets_gets_a_line_not_an_error(plane, objects, tmp_path):
+    objects.daemonset(FLANNEL)
+    kubeconfig = plane.user_kubeconfig(tmp_path / "demo.conf", "demo-user")  # no RBAC of its own at all
+    with Cluster(str(kubeconfig), "demo-user@kubernetes") as cluster:
         warning = netpol.enforcement_warning(cluster, [POLICY])
+        nothing_rendered = netpol.enforcement_warning(cluster, [])
     assert warning.startswith("cannot tell whether NetworkPolicies are enforced: ")
-    assert "\n" not in warning
+    assert 'User "demo-user" cannot list resource "daemonsets"' in warning
+    assert nothing_rendered.startswith("cannot tell whether NetworkPolicies are enforced: ")
+    assert 'cannot list resource "networkpolicies"' in nothing_rendered
+    assert "\n" not in warning + nothing_rendered
 
 
 # --- render.py check ---------------------------------------------------------------
 
-def check(server, *args, **env):
+def check(plane, *args, **env):
     full = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "MAKEFLAGS", "MAKELEVEL")}
-    full.update(KUBECONFIG=str(server.kubeconfig_path), ADMIN_CTX=ADMIN_CONTEXT, **env)
+    full.update(KUBECONFIG=plane.kubeconfig, ADMIN_CTX=ADMIN_CONTEXT, **env)
     return subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), "check", *args],
                           cwd=ROOT, env=full, capture_output=True, text=True)
 
 
-def test_check_prints_the_one_line_warning(server):
-    seed_daemonset(server, FLANNEL)
-    result = check(server, FLANNEL_NETPOL="false")
+def test_check_prints_the_one_line_warning(plane, objects):
+    objects.daemonset(FLANNEL)
+    result = check(plane, FLANNEL_NETPOL="false")
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -348,9 +421,9 @@ def test_check_prints_the_one_line_warning(server):
         "the cluster (flannel alone does not enforce them: set FLANNEL_NETPOL=true and run make flannel)"]
 
 
-def test_check_is_quiet_when_an_agent_is_ready(server):
-    seed_daemonset(server, daemonset("kube-network-policies", "kube-flannel", f"{AGENT_IMAGE}:v1.1.1"))
-    result = check(server)
+def test_check_is_quiet_when_an_agent_is_ready(plane, objects):
+    objects.daemonset(daemonset("kube-network-policies", "kube-flannel", f"{AGENT_IMAGE}:v1.1.1"))
+    result = check(plane)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines() == [
@@ -358,7 +431,42 @@ def test_check_is_quiet_when_an_agent_is_ready(server):
         "2 ready pods)"]
 
 
-def test_check_of_components_without_policies_asks_the_cluster(server):
-    result = check(server, "namespace")
+def test_check_of_components_without_policies_asks_the_cluster(plane):
+    result = check(plane, "namespace")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["no NetworkPolicies rendered or in the cluster"]
+
+
+def test_the_shipped_agent_rolls_out_is_recognised_and_may_read_only_what_it_watches(plane, objects, tmp_path):
+    """make flannel on a real cluster: the agent's DaemonSet rolls out on every node, `check`
+    names it, and the API server's RBAC lets its ServiceAccount list and watch exactly pods,
+    namespaces and NetworkPolicies."""
+    rendered, _ = build(VERSIONS[-1], ["flannel"], FLANNEL_NETPOL="true")
+    env = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "MAKEFLAGS", "MAKELEVEL")}
+    env.update(KUBECONFIG=plane.kubeconfig, ADMIN_CTX=ADMIN_CONTEXT)
+    objects.created.extend(o.data for o in rendered)  # deleted afterwards, namespace included
+    applied = subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), "apply", "flannel", "--wait",
+                              "--timeout", "120"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    status = plane.get("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-network-policies")["status"]
+    assert (status["desiredNumberScheduled"], status["numberReady"]) == (2, 2)
+    result = check(plane)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "NetworkPolicies are enforced by kube-network-policies (DaemonSet kube-flannel/kube-network-policies, "
+        "2 ready pods)"]
+
+    account = "system:serviceaccount:kube-flannel:kube-network-policies"
+
+    def can(verb, resource, *extra):
+        found = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, "auth", "can-i", verb, resource,
+                                "--all-namespaces", f"--as={account}", *extra], capture_output=True, text=True)
+        assert found.stdout.strip() in ("yes", "no"), found.stdout + found.stderr
+        return found.stdout.strip() == "yes"
+
+    for resource in ("pods", "namespaces", "networkpolicies.networking.k8s.io"):
+        assert can("list", resource) and can("watch", resource), resource
+        assert not can("get", resource), resource  # informers only: list and watch
+    for verb, resource in (("create", "pods"), ("delete", "pods"), ("list", "secrets"), ("list", "nodes"),
+                           ("patch", "networkpolicies.networking.k8s.io"), ("list", "daemonsets.apps")):
+        assert not can(verb, resource), (verb, resource)

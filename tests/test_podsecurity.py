@@ -1,10 +1,16 @@
 """Pod security: the PSA admission file (1.25+), the PodSecurityPolicies (1.23-1.24),
-data-sync's privileged namespace, and every component on 1.23 and 1.24.
+data-sync's privileged namespace, every component on 1.23 and 1.24, and, on the real
+control plane (1.37), the user namespace's level and every shipped workload's admission.
+
+The 1.23/1.24 parts render and validate only (PodSecurityPolicy was removed in 1.25;
+no API server of those versions runs here): they never used an API server.
 
 kubernetes-validate 1.37 only has schemas for 1.25 and newer; k8s/schemas
 holds the 1.23 and 1.24 ones this repo's components need (see its README).
 """
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +18,10 @@ import sys
 import pytest
 import yaml
 
-from k8s import components, order, podsecurity, render, validate, variables, vendor
+from k8s import components, emit, order, podsecurity, render, validate, variables, vendor
 from k8s.errors import UserError
+
+from .realcluster import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMAS = os.path.join(ROOT, "k8s", "schemas")
@@ -302,3 +310,245 @@ def test_data_sync_statefulset_follows_its_variables(repo_vars):
     prf = got["ConfigMap"][("data-sync", "data-sync")]["data"]["common.prf"]
     assert "prefer = newer" in prf and "sshargs = -i /root/.ssh/data-sync.rsa" in prf
     assert "root =" not in prf  # the image writes the roots itself
+
+
+# --- on the real control plane ---------------------------------------------------
+#
+# The session's control plane (conftest's `control_plane`) runs kube-apiserver 1.37 with
+# the PodSecurity admission plugin and no admission configuration of its own: a namespace
+# without labels is privileged there, one with labels gets exactly what they say.
+
+PRIVILEGED_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged"},
+                  "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                           "securityContext": {"privileged": True}}]}}
+ROOT_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root"},  # baseline, not restricted
+            "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}
+RESTRICTED_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "restricted"}, "spec": {
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10", "securityContext": {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}}
+WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
+ADMIN_CONTEXT = "kubernetes-admin@kubernetes"
+
+
+def render_py(plane, *args, **env):
+    """render.py ARGS in the repository, as `make` runs it, against `plane` (the admin context)."""
+    full = {k: v for k, v in os.environ.items() if k not in ("VARS_FILE", "MAKEFLAGS", "MAKELEVEL", "KUBECONFIG")
+            and not k.startswith(("K8S_", "PSA_"))}
+    full.update(KUBECONFIG=plane.kubeconfig, ADMIN_CTX=ADMIN_CONTEXT, **env)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), *args], cwd=ROOT, env=full,
+                          capture_output=True, text=True, timeout=600)
+
+
+def kubectl(plane, *args, stdin=None, check=True):
+    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, *args], input=stdin,
+                            capture_output=True, text=True, timeout=180)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def admit(plane, namespace, pod, dry_run=False):
+    """(admitted, the API server's warnings and refusal): `pod` created in `namespace`."""
+    pod = {**pod, "metadata": {**pod["metadata"], "namespace": namespace}}
+    result = kubectl(plane, "create", "-f", "-", "-o", "name", *(["--dry-run=server"] if dry_run else []),
+                     stdin=json.dumps(pod), check=False)
+    return result.returncode == 0, result.stderr.strip()
+
+
+@pytest.mark.parametrize("level", ["restricted", "baseline"])
+def test_the_user_namespace_enforces_its_level_on_the_real_server(control_plane, level):
+    """The namespace component as the toolkit renders and applies it (PSA_USER_LEVEL, pinned to
+    PSA_VERSION): a privileged pod is refused, a pod within the level is admitted without a warning."""
+    namespace = f"psa-{level}-{os.urandom(4).hex()}"
+    env = {"K8S_NAMESPACE": namespace}
+    if level != "restricted":  # restricted is the repository's default
+        env["PSA_USER_LEVEL"] = level
+    applied = render_py(control_plane, "apply", "namespace", **env)
+    try:
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        labels = control_plane.get(f"/api/v1/namespaces/{namespace}")["metadata"]["labels"]
+        version = variables.load_variables(os.path.join(ROOT, "Makefile.vars"), environ={})["PSA_VERSION"].value
+        assert {k: v for k, v in labels.items() if k.startswith("pod-security.kubernetes.io/")} == {
+            **{f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")},
+            **{f"pod-security.kubernetes.io/{mode}-version": version for mode in ("enforce", "audit", "warn")}}
+
+        admitted, said = admit(control_plane, namespace, PRIVILEGED_POD)
+        assert not admitted
+        assert f'violates PodSecurity "{level}:{version}": privileged (container "c" must not set ' \
+               'securityContext.privileged=true)' in said, said
+        assert control_plane.get(f"/api/v1/namespaces/{namespace}/pods/privileged", check=False) is None
+
+        admitted, said = admit(control_plane, namespace, ROOT_POD)
+        if level == "restricted":
+            assert not admitted and f'violates PodSecurity "restricted:{version}"' in said, said
+        else:
+            assert (admitted, said) == (True, ""), said
+
+        admitted, said = admit(control_plane, namespace, RESTRICTED_POD)
+        assert (admitted, said) == (True, ""), said
+        assert control_plane.get(f"/api/v1/namespaces/{namespace}/pods/restricted")["metadata"]["name"]
+    finally:
+        deleted = render_py(control_plane, "delete", "namespace", **env)
+        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+
+
+def install_components(version):
+    """The components of the install set on a cluster of `version` (cert-manager and gateway-api
+    only once vendored), dependencies first."""
+    values = {**{n: v.value for n, v in variables.load_variables(os.path.join(ROOT, "Makefile.vars"),
+                                                                  environ={}).items()}, "KUBE_VERSION": version}
+    found = order.component_order(components.discover(MANIFESTS, values))
+    selected = [c for c in found if c.install and c.supports(version) and not vendor.not_vendored(c, VENDOR)]
+    return selected, render.render_components(selected, values, vendor_root=VENDOR)
+
+
+def pod_security(namespace_obj, defaults):
+    """mode -> (level, version) a namespace gets: its labels, else the cluster's defaults."""
+    labels = (namespace_obj or {}).get("metadata", {}).get("labels") or {}
+    found = {}
+    for mode in podsecurity.MODES:
+        level = labels.get(f"pod-security.kubernetes.io/{mode}")
+        if level:
+            found[mode] = (level, labels.get(f"pod-security.kubernetes.io/{mode}-version", "latest"))
+        else:
+            found[mode] = defaults[mode]
+    return found
+
+
+def pod_of(workload):
+    """The Pod a workload's controller creates from its template (a CronJob's through its Job)."""
+    spec = workload.data["spec"]
+    if workload.kind == "Pod":
+        return copy.deepcopy(workload.data)
+    if workload.kind == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    template = copy.deepcopy(spec["template"])
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"psa-{workload.name}"[:63], "labels": template.get("metadata", {}).get("labels", {})},
+            "spec": template["spec"]}
+
+
+def audit_events(plane, since, namespaces):
+    """The audit log's events after `since` (RFC 3339) about objects in `namespaces`."""
+    events = []
+    with open(plane.audit_log) as f:
+        for line in f:
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            if ref.get("namespace") in namespaces and event.get("requestReceivedTimestamp", "") >= since:
+                events.append(event)
+    return events
+
+
+def test_every_shipped_workload_is_admitted_in_its_namespace(control_plane):
+    """`make install` on the real control plane, data-sync included: every workload's pods are
+    created (the controllers' creates pass Pod Security admission in the namespace the
+    toolkit labelled), the API server warns about none of them, and its audit log records no
+    violation of a namespace's audit level.
+
+    Namespaces without labels get the cluster-wide defaults of the toolkit's admission
+    configuration (podsecurity.admission_configuration, exemptions included), which this
+    control plane does not load: their workloads are checked in a scratch namespace that
+    carries those defaults as labels.
+
+    The install set is cluster-wide (fixed namespaces, ClusterRoles, an APIService that
+    nothing serves here and that blocks namespace deletion while it exists): the test
+    deletes all of it again, the APIService first.
+    """
+    import datetime
+
+    version = "{major}.{minor}".format(**control_plane.get("/version"))
+    selected, objects = install_components(version)
+    names = [c.name for c in selected]
+    namespaces = {o.name: o.data for o in objects if o.kind == "Namespace"}
+    workloads = [o for o in objects if o.kind in WORKLOADS]
+    assert {w.component for w in workloads} >= {"flannel", "ingress-nginx", "dashboard", "data-sync",
+                                                "metrics-server"}
+    config = podsecurity.admission_configuration({**{n: v.value for n, v in variables.load_variables(
+        os.path.join(ROOT, "Makefile.vars"), environ={}).items()}, "KUBE_VERSION": version})
+    plugin = config["plugins"][0]["configuration"]
+    defaults = {mode: (plugin["defaults"][mode], plugin["defaults"][f"{mode}-version"]) for mode in podsecurity.MODES}
+    exempt = set(plugin["exemptions"]["namespaces"])
+    not_ready = [n["metadata"]["name"] for n in control_plane.get("/api/v1/nodes")["items"]
+                 if not any(c["type"] == "Ready" and c["status"] == "True"
+                            for c in (n.get("status") or {}).get("conditions") or [])]
+    assert not_ready == [], "DaemonSets would wait for pods on these nodes forever (left by another test?)"
+    since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    scratch = f"psa-defaults-{os.urandom(4).hex()}"
+    try:
+        installed = render_py(control_plane, "install", "--timeout", "180")
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        # data-sync waits for its Secret in `make install`; its pods are admitted (or not) as soon as
+        # its StatefulSet exists: no node is labelled for it here, so it is applied without waiting
+        assert "data-sync: skipped until Secret data-sync/" in installed.stdout
+        synced = render_py(control_plane, "apply", "data-sync")
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        kubectl(control_plane, "create", "namespace", scratch)
+        kubectl(control_plane, "label", "namespace", scratch,
+                *(f"pod-security.kubernetes.io/{mode}={level}" for mode, (level, _) in defaults.items()),
+                *(f"pod-security.kubernetes.io/{mode}-version={v}" for mode, (_, v) in defaults.items()))
+
+        problems = []
+        for w in workloads:
+            policy = pod_security(namespaces.get(w.namespace), defaults)
+            where = w.namespace
+            if w.namespace not in namespaces:  # not the toolkit's namespace: the cluster's defaults
+                if w.namespace in exempt:
+                    policy = "exempt"
+                else:
+                    where = scratch
+            # the real admission of what its controller created: a pod of it exists, or its
+            # controller's FailedCreate events say why not
+            selector = ",".join(f"{k}={v}" for k, v in pod_of(w)["metadata"]["labels"].items())
+
+            def created_or_refused(namespace=w.namespace, selector=selector):
+                pods = control_plane.get(f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")["items"]
+                refused = [e["message"] for e in control_plane.get(
+                    f"/api/v1/namespaces/{namespace}/events?fieldSelector=reason=FailedCreate")["items"]
+                    if "PodSecurity" in e.get("message", "")]
+                return (pods, refused) if pods or refused else None
+
+            pods, refused = wait_for(created_or_refused, timeout=60, what=f"a pod of {w.ref}")
+            if refused or not pods:
+                problems.append(f"{w.ref} in {w.namespace} ({policy}): no pod; {refused}")
+            # what the API server says of such a pod in its namespace: no refusal, no warning
+            pod = pod_of(w)
+            if where == scratch:  # its ServiceAccount is not there: that check is not Pod Security's
+                for key in ("serviceAccountName", "serviceAccount"):
+                    pod["spec"].pop(key, None)
+            admitted, said = admit(control_plane, where, pod, dry_run=True)
+            if not admitted or said:
+                problems.append(f"{w.ref} in {where} ({policy}): {said}")
+        events = audit_events(control_plane, since, {w.namespace for w in workloads})
+        # what the audit level of each namespace found (annotations of the audit log)
+        for event in events:
+            found = {k: v for k, v in (event.get("annotations") or {}).items()
+                     if k.startswith("pod-security.kubernetes.io/audit-violations")}
+            ref = event["objectRef"]
+            if found:
+                problems.append(f"{event['verb']} {ref.get('resource')} {ref.get('namespace')}/{ref.get('name')}: "
+                                f"{found}")
+        # and under which policy PodSecurity admitted the pods the controllers created
+        enforced = {}
+        for event in events:
+            ref = event["objectRef"]
+            if (event["verb"], ref.get("resource"), ref.get("subresource")) == ("create", "pods", None) \
+                    and event["user"]["username"].startswith("system:serviceaccount:kube-system:") \
+                    and (event.get("responseStatus") or {}).get("code") == 201:
+                enforced.setdefault(ref["namespace"], set()).add(
+                    (event.get("annotations") or {}).get("pod-security.kubernetes.io/enforce-policy"))
+        expected = {}
+        for w in workloads:
+            level, level_version = pod_security(namespaces.get(w.namespace), {
+                mode: ("privileged", "latest") for mode in podsecurity.MODES})["enforce"]  # this plane's defaults
+            expected[w.namespace] = {f"{level}:{level_version}"}
+        assert enforced == expected
+        assert problems == []
+    finally:
+        kubectl(control_plane, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false", check=False)
+        services = [o.data for o in objects if o.kind == "APIService"]
+        if services:  # first: while nothing serves it, no namespace finishes terminating
+            kubectl(control_plane, "delete", "-f", "-", "--ignore-not-found", stdin=emit.to_yaml(services))
+        deleted = render_py(control_plane, "delete", *names, "--timeout", "180")
+        assert deleted.returncode == 0, deleted.stdout + deleted.stderr

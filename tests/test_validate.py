@@ -556,3 +556,127 @@ def test_arbitrary_documents_never_crash(api_kind, metadata, spec):
     report = validate(CRD_DOCS + [(obj, Where("x.yaml", 7))], OLDEST)
     for error in report.errors:
         assert error.file in ("x.yaml", "manifest.yaml") and "\n" not in str(error)
+
+
+# --- the live server: the version the tests' real control plane runs ---------------------------
+#
+# A connected run (`render.py apply`, `install`, `diff`, `check`) validates for the version the
+# API server reports. These tests ask the session's real kube-apiserver (conftest's
+# `control_plane`) what its version serves and refuses, and hold the schemas, the removed-API
+# table and the scope tables to it.
+
+def discovery(plane):
+    """{(group, version, kind): namespaced} of every built-in resource (no subresources) `plane`
+    serves: its own APIs, not those of CustomResourceDefinitions or aggregated API servers that
+    other tests may have left."""
+    crd_groups = {c["spec"]["group"] for c in
+                  plane.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]}
+    services = plane.get("/apis/apiregistration.k8s.io/v1/apiservices")["items"]
+    aggregated = {(s["spec"]["group"], s["spec"]["version"]) for s in services if s["spec"].get("service")}
+    versions = [("", "v1")] + [(g["name"], v["version"]) for g in plane.get("/apis")["groups"] for v in g["versions"]
+                               if g["name"] not in crd_groups and (g["name"], v["version"]) not in aggregated]
+    served = {}
+    for group, version in versions:
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        for resource in plane.get(path)["resources"]:
+            if "/" not in resource["name"]:
+                served[group, version, resource["kind"]] = resource["namespaced"]
+    return served
+
+
+@pytest.fixture(scope="module")
+def live(control_plane):
+    from k8s.cluster import Cluster
+
+    with Cluster(control_plane.kubeconfig, "kubernetes-admin@kubernetes") as cluster:
+        version = cluster.version()
+    return version, discovery(control_plane)
+
+
+def test_the_live_version_is_the_newest_the_schemas_cover(live, control_plane):
+    version, _ = live
+    info = control_plane.get("/version")
+    assert version == f"{info['major']}.{info['minor']}" == NEWEST == supported_versions()[-1]
+    assert validate(docs(VALID), info["gitVersion"]).kube_version == version  # "v1.37.2", as servers say it
+
+
+def test_the_scope_tables_agree_with_the_live_servers_discovery(live):
+    version, served = live
+    assert len(served) > 50
+    for (group, api, kind), namespaced in served.items():
+        assert group in kinds.BUILTIN_GROUPS, (group, kind)
+        assert kinds.is_namespaced(f"{group}/{api}" if group else api, kind) is namespaced, (group, api, kind)
+
+
+def test_removed_apis_are_not_served_by_the_live_server_and_their_replacements_are(live):
+    version, served = live
+    minor = int(version.split(".")[1])
+    kinds_served = {(f"{g}/{v}" if g else v, k) for g, v, k in served}
+    for (api_version, kind), (removed_in, replacements) in kinds.REMOVED_APIS.items():
+        if removed_in <= minor:
+            assert (api_version, kind) not in kinds_served, (api_version, kind)
+            if "/" in replacements[0] or replacements[0] == "v1":
+                assert (replacements[0], kind) in kinds_served, (api_version, kind, replacements[0])
+        else:
+            assert (api_version, kind) in kinds_served, f"{api_version} {kind}: to be removed in 1.{removed_in}"
+
+
+def test_every_kind_the_live_server_serves_has_a_schema_for_its_version(live):
+    version, served = live
+    known = _top_level_kinds(version)
+    assert sorted(set(served) - known) == []
+
+
+def server_verdict(plane, obj):
+    """The live server's word on `obj`: None when a strict server-side dry-run apply accepts it,
+    else its error."""
+    import subprocess
+
+    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, "apply", "--server-side",
+                             "--dry-run=server", "--validate=strict", "--field-manager=validate-test", "-f", "-"],
+                            input=json.dumps(obj), capture_output=True, text=True, timeout=60)
+    return None if result.returncode == 0 else result.stderr.strip()
+
+
+def test_the_validator_and_the_live_server_agree(control_plane):
+    """What validate() lets through for the live version, the live server accepts (with strict
+    field validation); what it refuses, the server refuses too, for the same field."""
+    import subprocess
+    import uuid
+
+    version = "{major}.{minor}".format(**control_plane.get("/version"))
+    namespace = f"validate-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["kubectl", "--kubeconfig", control_plane.kubeconfig, "create", "namespace", namespace],
+                   check=True, capture_output=True)
+    try:
+        good = docs(VALID.replace("namespace: shop", f"namespace: {namespace}").replace("name: shop",
+                                                                                        f"name: {namespace}"))
+        assert validate(good, version).errors == []
+        for obj, _ in good:
+            assert server_verdict(control_plane, obj) is None, obj["kind"]
+
+        bad = [  # (text, the field our error names, what the server's names: its words differ)
+            (DEPLOYMENT_TYPO, "replicass", ".spec.replicass: field not declared in schema"),
+            (DEPLOYMENT_TYPO.replace("replicass", "replicas") + "          imagePullPolicey: Always\n",
+             "imagePullPolicey",
+             '.spec.template.spec.containers[name="web"].imagePullPolicey: field not declared in schema'),
+            (DEPLOYMENT_TYPO.replace("replicass: 2", 'replicas: "2"'), "spec.replicas", "replicas"),
+            # the server's decoder names the Go type only
+            (DEPLOYMENT_TYPO.replace("replicass: 2", "strategy:\n    rollingUpdate: {maxSurge: [1]}"),
+             "spec.strategy.rollingUpdate.maxSurge", "cannot unmarshal array"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    app.kubernetes.io/name: 3\n",
+             'metadata.labels["app.kubernetes.io/name"]', "labels"),
+            ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: 1\n", "data.a", "data"),
+            ("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports: [{port: http}]\n",
+             "spec.ports[0].port", "port"),
+        ]
+        for text, ours_names, theirs_names in bad:
+            [(obj, where)] = docs(text)
+            obj["metadata"]["namespace"] = namespace
+            ours = messages(validate([(obj, where)], version))
+            theirs = server_verdict(control_plane, obj)
+            assert ours and ours_names in ours[0], (ours_names, ours)
+            assert theirs and theirs_names in theirs, (theirs_names, theirs)
+    finally:
+        subprocess.run(["kubectl", "--kubeconfig", control_plane.kubeconfig, "delete", "namespace", namespace,
+                        "--wait=false"], capture_output=True)

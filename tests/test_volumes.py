@@ -1,5 +1,5 @@
-"""Node-local volumes: PV rendering, `persistent` against the API server stand-in, and
-`persistent-dirs` against a real sshd.
+"""Node-local volumes: PV rendering, `persistent` against the real control plane
+(conftest's `control_plane`), and `persistent-dirs` against a real sshd.
 
 render.py runs in a subprocess as a user runs it.
 """
@@ -12,18 +12,21 @@ import shutil
 import stat
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from k8s import emit, kubeyaml, variables, volumes, volumes_cli
 from k8s.apply import body
 from k8s.errors import UserError
 
-from .apiserver import ApiServer
 from .conftest import ROOT, examples
+from .realcluster import api_client, cluster_node_names, own_nodes, query, unique, wait_for, writes  # noqa: F401
 from .sshd import sshd, sshd_factory, unprivileged_user  # noqa: F401
 
 VARS = """\
@@ -371,92 +374,218 @@ def test_register_adds_the_commands():
     assert (args.run, args.force_conflicts, args.dry_run) == (nodes.cmd_node_labels, True, True)
 
 
-# --- persistent against the API server stand-in ------------------------------------
+# --- persistent against the real control plane --------------------------------------
+#
+# The session's control plane: each test has three Node objects of its own, with short
+# names of their own (so their PersistentVolumes, named after them, are the test's own
+# too), and a namespace of its own for claims; all of it deleted afterwards.
+
+class Volumes:
+    """A scratch project whose K8S_NODES are three Nodes of this test's own."""
+
+    def __init__(self, project, plane, own_nodes, proxy, kubeconfig):
+        self.project, self.plane, self.own_nodes, self.proxy = project, plane, own_nodes, proxy
+        tag = unique("v").split("-")[1]
+        self.short = [f"kube{i}-{tag}" for i in (1, 2, 3)]
+        self.nodes = [f"{s}.example.com" for s in self.short]
+        self.namespace = unique("vol")
+        for node in self.nodes:
+            own_nodes.create(node)
+        self.core = client.CoreV1Api(api_client(plane))
+        project.env = {"KUBECONFIG": kubeconfig, "K8S_NODES": " ".join(self.nodes), "K8S_NAMESPACE": self.namespace}
+        setup_project(project)
+
+    def run(self, *args, env=None):
+        return cli(self.project, *args, env=env)
+
+    def pv(self, name):
+        return self.plane.get(f"/api/v1/persistentvolumes/{name}", check=False)
+
+    def pvs(self):
+        """This test's PersistentVolumes (name -> object), as the API server has them."""
+        return {o["metadata"]["name"]: o for o in self.plane.get("/api/v1/persistentvolumes")["items"]
+                if o["metadata"]["name"].startswith(tuple(f"{s}-" for s in self.short))}
+
+    def versions(self):
+        return {name: o["metadata"]["resourceVersion"] for name, o in self.pvs().items()}
+
+    def create_namespace(self):
+        self.core.create_namespace({"metadata": {"name": self.namespace}})
+
+    def cleanup(self):
+        try:
+            claims = self.core.list_namespaced_persistent_volume_claim(self.namespace).items
+        except ApiException:
+            claims = []
+        for claim in claims:
+            self.core.delete_namespaced_persistent_volume_claim(claim.metadata.name, self.namespace)
+        # gone before the next test: a `--prune` run deletes every claim of `persistent` it does not render
+        wait_for(lambda: not self.core.list_namespaced_persistent_volume_claim(self.namespace).items,
+                 what=f"the claims of {self.namespace} to go")
+        try:
+            self.core.delete_namespace(self.namespace)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        def delete(name):
+            try:
+                self.core.delete_persistent_volume(name)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(delete, self.pvs()))
+
 
 @pytest.fixture
-def cluster(project, tmp_path):
-    with ApiServer(version="1.31.2", nodes=0) as server:
-        for node in NODES:
-            server.add_node(node)
-        project.env = {"KUBECONFIG": server.kubeconfig(tmp_path / "kubeconfig")}
-        setup_project(project)
-        yield server
+def cluster(project, control_plane, own_nodes, fault_proxy, tmp_path):  # noqa: F811 (own_nodes: a fixture)
+    volumes_ = Volumes(project, control_plane, own_nodes, fault_proxy, fault_proxy.kubeconfig(tmp_path / "kubeconfig"))
+    yield volumes_
+    volumes_.cleanup()
 
 
-def pv_versions(server):
-    return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in server.objects("PersistentVolume")}
+def all_available(cluster, count):
+    """Wait until the PV controller has made each of the test's `count` PVs Available (its status
+    write changes their resourceVersion)."""
+    wait_for(lambda: (lambda pvs: len(pvs) == count and all(
+        (o.get("status") or {}).get("phase") == "Available" for o in pvs.values()))(cluster.pvs()),
+        what=f"{count} Available PersistentVolumes")
 
 
-def test_apply_creates_every_pv_in_one_run_and_a_second_run_changes_nothing(project, cluster):
-    result = cli(project, "persistent", "--check-nodes")
+def binding_is_immediate(plane):
+    """Whether a claim of storage class local-storage binds without waiting for a pod: yes
+    unless the class exists with volumeBindingMode WaitForFirstConsumer (the local-storage
+    component's), which another test may have installed."""
+    found = plane.get("/apis/storage.k8s.io/v1/storageclasses/local-storage", check=False)
+    return found is None or found.get("volumeBindingMode") != "WaitForFirstConsumer"
+
+
+def test_apply_creates_every_pv_in_one_run_and_a_second_run_changes_nothing(cluster):
+    kube1, kube2, kube3 = cluster.short
+    result = cluster.run("persistent", "--check-nodes")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[-1] == "129 created"
-    assert "persistentvolume/kube2-pv-8gi-0010 created" in lines
-    stored = cluster.get("PersistentVolume", "kube3-share")
+    assert f"persistentvolume/{kube2}-pv-8gi-0010 created" in lines
+    stored = cluster.pv(f"{kube3}-share")
     assert stored["spec"]["local"] == {"path": f"{ROOT_PATH}/share"}
-    assert stored["metadata"]["labels"]["volume.id"] == expected_id("kube3.example.com", f"{ROOT_PATH}/share")
-    versions = pv_versions(cluster)
-    assert len(versions) == 129
+    assert stored["metadata"]["labels"]["volume.id"] == expected_id(cluster.nodes[2], f"{ROOT_PATH}/share")
+    assert stored["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"] == [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": [cluster.nodes[2]]}]}]
+    assert (stored["spec"]["capacity"], stored["spec"]["persistentVolumeReclaimPolicy"],
+            stored["spec"]["storageClassName"]) == ({"storage": "20Gi"}, "Retain", "local-storage")
+    all_available(cluster, 129)
+    versions = cluster.versions()
 
-    cluster.clear_requests()
-    again = cli(project, "persistent", "--check-nodes")
+    cluster.proxy.clear()
+    again = cluster.run("persistent", "--check-nodes")
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == "129 unchanged"
-    assert pv_versions(cluster) == versions
-    writes = cluster.writes()
-    assert {r.method for r in writes} == {"PATCH"} and len(writes) == 129
-    assert all(r.content_type == "application/apply-patch+yaml" and r.query.get("fieldManager") == "k8s-toolkit"
-               for r in writes)
+    assert cluster.versions() == versions
+    sent = writes(cluster.proxy)
+    assert {r.method for r in sent} == {"PATCH"} and len(sent) == 129
+    assert all(query(r).get("fieldManager") == "k8s-toolkit" for r in sent)
     # discovery, the nodes, one LIST of PVs: nothing per object but its PATCH
-    assert len(cluster.requests) - len(writes) <= 6, [(r.method, r.path) for r in cluster.requests
-                                                       if r.method != "PATCH"]
+    reads = [(r.method, r.path) for r in cluster.proxy.requests() if r.method != "PATCH"]
+    assert len(reads) <= 6, reads
 
 
-def test_claims_are_applied_with_the_volumes(project, cluster):
-    cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
-    project.write("volumes/claims.yaml", "claims:\n- name: share\n  volume: share\n  node: kube2\n")
-    result = cli(project, "persistent", "kube2")
+def test_a_volume_written_by_someone_else_during_the_run_is_unchanged(cluster):
+    """A second run changes nothing, even when a controller writes a volume between the run's
+    LIST and its apply (the PV controller does, right after the first run: status Available)."""
+    kube1 = cluster.short[0]
+    assert cluster.run("persistent", kube1).returncode == 0
+    all_available(cluster, 43)
+    cluster.proxy.clear()
+    cluster.proxy.slow(path=rf"^/api/v1/persistentvolumes/{kube1}-admin$", method="PATCH", delay=2.0)
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith(("K8S_", "POOL_"))}
+    run = subprocess.Popen([sys.executable, os.path.join(ROOT, "render.py"), "persistent", kube1],
+                           cwd=cluster.project.root, env={**env, **cluster.project.env},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: cluster.proxy.requests(method="GET", path=r"^/api/v1/persistentvolumes$"),
+                 what="the LIST of PersistentVolumes")
+        cluster.core.patch_persistent_volume(f"{kube1}-admin", {"metadata": {"annotations": {"example.com/x": "1"}}},
+                                             field_manager="someone-else")
+        out, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err
+    assert out.splitlines()[-1] == "43 unchanged", out
+
+
+def test_claims_are_applied_with_the_volumes(cluster):
+    kube2 = cluster.short[1]
+    cluster.create_namespace()
+    cluster.project.write("volumes/claims.yaml", f"claims:\n- name: share\n  volume: share\n  node: {kube2}\n")
+    result = cluster.run("persistent", kube2)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "44 created"
-    claim = cluster.get("PersistentVolumeClaim", "share", "demo")
-    assert claim["spec"]["selector"] == {"matchLabels": {
-        "volume.id": cluster.get("PersistentVolume", "kube2-share")["metadata"]["labels"]["volume.id"]}}
+    claim = cluster.core.read_namespaced_persistent_volume_claim("share", cluster.namespace)
+    share = cluster.pv(f"{kube2}-share")
+    assert claim.spec.selector.match_labels == {"volume.id": share["metadata"]["labels"]["volume.id"]}
+    # the API server's own label selection: the claim can only ever get that one volume
+    chosen = cluster.core.list_persistent_volume(
+        label_selector=",".join(f"{k}={v}" for k, v in claim.spec.selector.match_labels.items())).items
+    assert [pv.metadata.name for pv in chosen] == [f"{kube2}-share"]
+    if binding_is_immediate(cluster.plane):  # the PV controller binds it to that volume
+        bound = wait_for(lambda: (lambda c: c.status.phase == "Bound" and c)(
+            cluster.core.read_namespaced_persistent_volume_claim("share", cluster.namespace)),
+            what="the claim to bind")
+        assert bound.spec.volume_name == f"{kube2}-share"
+        assert cluster.pv(f"{kube2}-share")["spec"]["claimRef"]["name"] == "share"
 
 
-def test_check_nodes_names_a_missing_node_and_a_wrong_hostname_label(project, cluster):
-    result = cli(project, "persistent", "--check-nodes", env={"K8S_NODES": "kube1.example.com kube4.example.com"})
+def test_check_nodes_names_a_missing_node_and_a_wrong_hostname_label(cluster):
+    kube4 = cluster.short[0].replace("kube1", "kube4")
+    env = {"K8S_NODES": f"{cluster.nodes[0]} {kube4}.example.com"}
+    result = cluster.run("persistent", "--check-nodes", env=env)
     assert (result.returncode, result.stderr) == (1, (
-        "error: node kube4.example.com of K8S_NODES is not in the cluster (context kubernetes-admin@kubernetes; "
-        "it has kube1.example.com, kube2.example.com, kube3.example.com)\n"))
-    cluster.seed({"apiVersion": "v1", "kind": "Node", "metadata": {
-        "name": "kube4.example.com", "labels": {"kubernetes.io/hostname": "kube4"}}})
-    result = cli(project, "persistent", "--check-nodes", env={"K8S_NODES": "kube1.example.com kube4.example.com"})
+        f"error: node {kube4}.example.com of K8S_NODES is not in the cluster (context kubernetes-admin@kubernetes; "
+        f"it has {', '.join(cluster_node_names(cluster.plane))})\n"))
+    cluster.own_nodes.create(f"{kube4}.example.com", labels={"kubernetes.io/hostname": kube4})
+    result = cluster.run("persistent", "--check-nodes", env=env)
     assert (result.returncode, result.stderr) == (1, (
-        "error: node kube4.example.com has label kubernetes.io/hostname=kube4: its volumes, which select "
-        "kubernetes.io/hostname=kube4.example.com, could never be used\n"))
-    assert cluster.writes() == []
+        f"error: node {kube4}.example.com has label kubernetes.io/hostname={kube4}: its volumes, which select "
+        f"kubernetes.io/hostname={kube4}.example.com, could never be used\n"))
+    assert writes(cluster.proxy) == []
+    assert cluster.pvs() == {}
 
 
-def test_prune_deletes_volumes_gone_from_the_layout_but_keeps_bound_ones_and_other_nodes(project, cluster):
-    from kubernetes import client
-
-    assert cli(project, "persistent").returncode == 0
-    api = client.CoreV1Api(cluster.api_client())
-    api.patch_persistent_volume("kube1-pv-500mi-0030", {"spec": {"claimRef": {"namespace": "demo", "name": "data"}}})
-    api.patch_persistent_volume_status("kube1-pv-500mi-0030", {"status": {"phase": "Bound"}})
-    result = cli(project, "persistent", "kube1", "kube2", "--prune", env={"POOL_NUM_SMALL": "28"})
+def test_prune_deletes_volumes_gone_from_the_layout_but_keeps_bound_ones_and_other_nodes(cluster):
+    kube1, kube2, kube3 = cluster.short
+    assert cluster.run("persistent").returncode == 0
+    all_available(cluster, 129)  # see test_a_volume_written_by_someone_else_during_the_run_is_unchanged
+    # a claim bound to kube1's last small volume by name, as the PV controller binds it
+    cluster.create_namespace()
+    cluster.core.create_namespaced_persistent_volume_claim(cluster.namespace, {
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-storage",
+                 "volumeName": f"{kube1}-pv-500mi-0030", "resources": {"requests": {"storage": "500Mi"}}}})
+    wait_for(lambda: (cluster.pv(f"{kube1}-pv-500mi-0030").get("status") or {}).get("phase") == "Bound",
+             what="the PV controller to bind the claim")
+    result = cluster.run("persistent", kube1, kube2, "--prune", env={"POOL_NUM_SMALL": "28"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert sorted(line for line in lines if line.endswith(" pruned") and "/" in line) == [
-        "persistentvolume/kube1-pv-500mi-0029 pruned", "persistentvolume/kube2-pv-500mi-0029 pruned",
-        "persistentvolume/kube2-pv-500mi-0030 pruned"]
-    assert "persistentvolume/kube1-pv-500mi-0030 kept: no longer in the layout but bound to claim demo/data" \
-        in lines
+        f"persistentvolume/{kube1}-pv-500mi-0029 pruned", f"persistentvolume/{kube2}-pv-500mi-0029 pruned",
+        f"persistentvolume/{kube2}-pv-500mi-0030 pruned"]
+    assert (f"persistentvolume/{kube1}-pv-500mi-0030 kept: no longer in the layout but bound to claim "
+            f"{cluster.namespace}/data") in lines
     assert lines[-1] == "82 unchanged, 3 pruned"
-    remaining = pv_versions(cluster)
-    assert "kube3-pv-500mi-0030" in remaining and "kube1-pv-500mi-0030" in remaining
+    pruned = {f"{kube1}-pv-500mi-0029", f"{kube2}-pv-500mi-0029", f"{kube2}-pv-500mi-0030"}
+    # deleted, and gone once the pv-protection controller has taken its finalizer off
+    for pv in filter(None, map(cluster.pv, pruned)):
+        assert pv["metadata"].get("deletionTimestamp"), pv["metadata"]["name"]
+    remaining = wait_for(lambda: (lambda found: not pruned & set(found) and found)(cluster.pvs()),
+                         what="the pruned volumes to go")
+    assert f"{kube3}-pv-500mi-0030" in remaining and f"{kube1}-pv-500mi-0030" in remaining
     assert len(remaining) == 129 - 3
+    assert cluster.pv(f"{kube1}-pv-500mi-0030")["status"]["phase"] == "Bound"
+    deletes = cluster.proxy.requests(method="DELETE")
+    assert sorted(r.path.rsplit("/", 1)[1] for r in deletes) == [
+        f"{kube1}-pv-500mi-0029", f"{kube2}-pv-500mi-0029", f"{kube2}-pv-500mi-0030"]
 
 
 # --- persistent-dirs against a real sshd --------------------------------------------

@@ -131,7 +131,8 @@ class FaultProxy:
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         async with self._session.request(request.method, self.plane.url + request.path_qs, data=body or None,
-                                         headers=headers, allow_redirects=False) as upstream:
+                                         headers=headers, allow_redirects=False,
+                                         skip_auto_headers={"Content-Type"}) as upstream:  # send only what came
             if request.query.get("watch") in ("true", "1"):
                 response = aiohttp.web.StreamResponse(status=upstream.status)
                 response.content_type = upstream.content_type
