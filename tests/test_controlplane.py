@@ -243,3 +243,67 @@ def test_a_namespace_held_by_an_unavailable_aggregated_api_is_named(project, con
     finally:
         kubectl(control_plane, "delete", "apiservice", apiservice["metadata"]["name"])
     assert eventually(lambda: control_plane.get("/api/v1/namespaces/held-by-apiservice", check=False) is None)
+
+
+# --- webhook backends the apiserver really calls -------------------------------------------------
+
+WEBHOOK_NAMESPACE = "webhook-backend"
+
+
+def webhook_objects(ca_bundle, replicas):
+    labels = {"app": "gate"}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": WEBHOOK_NAMESPACE, "labels": {"webhook-test": "on"}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gate", "namespace": WEBHOOK_NAMESPACE},
+         "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
+             "metadata": {"labels": labels,
+                          "annotations": {"controlplane.test/serve": f"gate.{WEBHOOK_NAMESPACE}.svc"}},
+             "spec": {"containers": [{"name": "gate", "image": "registry.k8s.io/pause:3.10",
+                                      "ports": [{"containerPort": 8443}]}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gate", "namespace": WEBHOOK_NAMESPACE},
+         "spec": {"selector": labels, "ports": [{"port": 443, "targetPort": 8443}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": {"name": "harness-gate"},
+         "webhooks": [{"name": "gate.harness.example.com", "admissionReviewVersions": ["v1"],
+                       "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 5,
+                       "namespaceSelector": {"matchLabels": {"webhook-test": "on"}},
+                       "clientConfig": {"caBundle": ca_bundle,
+                                        "service": {"name": "gate", "namespace": WEBHOOK_NAMESPACE}},
+                       "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                  "resources": ["configmaps"]}]}]},
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="backends live in the apiserver's network namespace (root)")
+def test_a_webhook_is_called_only_once_its_backend_pod_is_ready(control_plane):
+    """What the install engine must wait for: until the backend's pod is Ready, every object
+    the webhook intercepts is refused; then the apiserver calls the backend for real."""
+    import base64
+
+    with open(os.path.join(control_plane.pki, "ca.crt"), "rb") as f:
+        ca_bundle = base64.b64encode(f.read()).decode()
+
+    def apply(replicas):
+        items = {"apiVersion": "v1", "kind": "List", "items": webhook_objects(ca_bundle, replicas)}
+        done = kubectl(control_plane, "apply", "-f", "-", stdin=json.dumps(items))
+        assert done.returncode == 0, done.stderr
+
+    def configmap(name, **labels):
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}}
+        return kubectl(control_plane, "-n", WEBHOOK_NAMESPACE, "create", "-f", "-", stdin=json.dumps(body))
+
+    try:
+        apply(replicas=0)
+        refused = configmap("early")
+        assert refused.returncode != 0 and 'failed calling webhook "gate.harness.example.com"' in refused.stderr
+        apply(replicas=1)
+        rolled = kubectl(control_plane, "-n", WEBHOOK_NAMESPACE, "rollout", "status", "deployment/gate",
+                         "--timeout=60s")
+        assert rolled.returncode == 0, rolled.stderr
+        assert configmap("allowed").returncode == 0
+        denied = configmap("denied", **{"controlplane.test/deny": "the-gate-said-no"})
+        assert denied.returncode != 0 and "the-gate-said-no" in denied.stderr, denied.stderr
+    finally:
+        kubectl(control_plane, "delete", "validatingwebhookconfiguration", "harness-gate")
+        kubectl(control_plane, "delete", "namespace", WEBHOOK_NAMESPACE, "--wait=false")

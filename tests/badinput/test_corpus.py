@@ -1,20 +1,26 @@
 """The bad-input corpus: every kind of mistake an operator makes, and how it fails.
 
-Each case builds a small project, points render.py at the API server stand-in
-and runs one command as a user would. It checks the exact first line of the
-error, the exit code, that no traceback is printed, and, when the mistake is
-caught before anything is applied, that the server received no write at all.
+Each case builds a small project, points render.py at the session's real control
+plane (tests.controlplane) through the fault proxy and runs one command as a user
+would. It checks the exact first line of the error, the exit code, that no
+traceback is printed, and, when the mistake is caught before anything is applied,
+that the proxy saw no write at all (dry runs aside). The control plane is shared:
+each case works in a namespace of its own (in place of the texts' "demo"),
+deleted when the case ends.
 """
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 
 import pytest
 
-from ..apiserver import ApiServer, write_kubeconfig
 from ..conftest import ROOT
+from ..controlplane.faults import FaultProxy
+from ..controlplane.harness import kubeconfig_text
 from ..gpg import gnupghome, gpg_homes, gpg_session_key  # noqa: F401
 
 # Ours first: the first `?=` wins, the shipped file gives everything else.
@@ -25,6 +31,10 @@ with open(os.path.join(ROOT, "Makefile.vars")) as f:
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n"
 NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n"
 SECRET = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {value}\n"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+# What kube-apiserver answers when it cannot serve a request (as for an unavailable aggregated API).
+UNAVAILABLE = ('{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
+               '"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}')
 
 
 @dataclass
@@ -36,45 +46,102 @@ class Case:
     first_line: str = ""
     stream: str = "stderr"          # where the error line is printed
     before_apply: bool = True       # then the server must have received no write
-    setup: object = None            # setup(server, project) before the run
+    setup: object = None            # setup(world) before the run (a World)
     secret: bool = False            # first make secrets/db.yml, encrypted for the test key
+
+
+@dataclass
+class World:
+    """What a case's setup works with: the real control plane, the fault proxy in front of it,
+    the case's project and namespace. A setup may add to `env` (the run's environment) and to
+    `proxies` (every proxy whose log must hold no write; the test stops the ones it added)."""
+
+    plane: object
+    proxy: object
+    project: object
+    namespace: str
+    env: dict = field(default_factory=dict)
+    proxies: list = field(default_factory=list)
+
+    @property
+    def url(self):
+        """The URL of the last proxy added, the one the run's kubeconfig names (but for `forbid`'s)."""
+        return self.proxies[-1].url
 
 
 def app(text, name="a.yaml"):
     return {f"manifests/app/{name}": text}
 
 
-def fault(kind, *args, **kwargs):
-    return lambda server, project: getattr(server.faults, kind)(*args, **kwargs)
+def fault(**kwargs):
+    return lambda world: world.proxy.fail(**kwargs)
 
 
-def forbid(server, project):
-    server.forbid("kubernetes-admin", verbs=["patch"], resources=["configmaps"], namespaces=["demo"])
+def kubectl(plane, *args, stdin=None):
+    """kubectl as the cluster admin, straight to the apiserver (not through the proxy)."""
+    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, *args], input=stdin,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
-def conflict(server, project):
-    server.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
-    server.seed({"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": "settings", "namespace": "demo"}, "data": {"a": "0"}},
-                manager="helm")
+def forbid(world):
+    """A user whose Role in the case's namespace grants what `apply app` needs except patch on
+    configmaps: the real RBAC authorizer refuses the ConfigMap's apply. (A namespace's own name
+    is its namespace to RBAC, so the Role covers applying the Namespace object too.) The user's
+    client certificate cannot pass a proxy: the run talks to the apiserver itself."""
+    ns = world.namespace
+    kubectl(world.plane, "create", "-f", "-", stdin=f"""\
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: corpus-editor, namespace: {ns}}}
+rules:
+- {{apiGroups: [""], resources: [namespaces], verbs: [get, list, watch, patch]}}
+- {{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch, create, update, delete]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: corpus-editor, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: corpus-editor}}
+subjects:
+- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: corpus-editor}}
+""")
+    path = world.plane.user_kubeconfig(os.path.join(world.project.root, "user.kubeconfig"), "corpus-editor")
+    world.env.update(KUBECONFIG=path, ADMIN_CTX="corpus-editor@kubernetes")
 
 
-def bad_token(server, project):
-    server.check_tokens()
-    write_kubeconfig(project.kubeconfig, server.url, {"kubernetes-admin": "expired-token"})
+def conflict(world):
+    """The ConfigMap exists, its data.a owned by the field manager helm."""
+    kubectl(world.plane, "create", "namespace", world.namespace)
+    kubectl(world.plane, "apply", "--server-side", "--field-manager=helm", "-f", "-", stdin=(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {world.namespace}\n"
+        "data:\n  a: '0'\n"))
 
 
-def tamper(server, project):
-    text = project.read("secrets/db.yml")
-    project.write("secrets/db.yml", text.replace("name: db", "name: evil"))
+def bad_token(world):
+    """A bearer token the real apiserver never issued, through a proxy that logs every request."""
+    proxy = FaultProxy(world.plane, as_admin=False).start()
+    world.proxies.append(proxy)
+    with open(os.path.join(world.plane.pki, "ca.crt"), "rb") as f:
+        world.project.write("kubeconfig", kubeconfig_text(proxy.url, f.read(), "kubernetes-admin",
+                                                          token="expired-token"))
 
 
-def plain_secret(server, project):
-    project.write("secrets/plain.yml", SECRET.format(value="in-clear"))
+def tamper(world):
+    text = world.project.read("secrets/db.yml")
+    world.project.write("secrets/db.yml", text.replace("name: db", "name: evil"))
 
 
-def unreachable(server, project):
-    write_kubeconfig(project.kubeconfig, "http://127.0.0.1:9")
+def plain_secret(world):
+    world.project.write("secrets/plain.yml", SECRET.format(value="in-clear"))
+
+
+def unreachable(world):
+    world.project.write("kubeconfig", kubeconfig_text("http://127.0.0.1:9", b"", "kubernetes-admin", token="unused"))
 
 
 CASES = {
@@ -166,7 +233,7 @@ CASES = {
                                      "PodSecurityPolicy was removed in Kubernetes 1.25; use Pod Security "
                                      "Admission")),
     "unknown kind": Case(app("apiVersion: v1\nkind: Gizmo\nmetadata: {name: x}\n"), first_line=(
-        "error: manifests/app/a.yaml:2: Gizmo/x: unknown kind Gizmo in apiVersion v1 for Kubernetes 1.31")),
+        "error: manifests/app/a.yaml:2: Gizmo/x: unknown kind Gizmo in apiVersion v1 for Kubernetes 1.37")),
     "unsupported version": Case(args=("--kube-version", "1.99", "apply", "app"), first_line=(
         "error: Kubernetes version 1.99 is not supported; supported versions are 1.23 to 1.37")),
     # --- volumes ------------------------------------------------------------------
@@ -177,7 +244,7 @@ CASES = {
         "error: volumes/layout.yaml:44: duplicate volume name share (from $NAMED_VOLUMES)")),
     "unknown node": Case(args=("persistent", "--check-nodes"), first_line=(
         "error: node kube1.example.com of K8S_NODES is not in the cluster (context "
-        "kubernetes-admin@kubernetes; it has node-1)")),
+        "kubernetes-admin@kubernetes; it has kube1, kube2, kube3)")),
     # --- secrets ------------------------------------------------------------------
     "unencrypted secret file": Case(secret=True, setup=plain_secret, args=("secrets", "apply"), first_line=(
         "error: secrets/plain.yml: not sops-encrypted (no sops metadata); refusing to use it: "
@@ -200,17 +267,19 @@ CASES = {
         "error: the API server {url} rejected the credentials of context kubernetes-admin@kubernetes "
         "(401 Unauthorized): Unauthorized")),
     "forbidden (403)": Case(setup=forbid, stream="stdout", before_apply=False, first_line=(
-        'configmap/settings failed: configmaps "settings" is forbidden: User "kubernetes-admin" cannot '
-        'patch resource "configmaps" in API group "" in the namespace "demo" (403 Forbidden)')),
+        'configmap/settings failed: configmaps "settings" is forbidden: User "corpus-editor" cannot '
+        'patch resource "configmaps" in API group "" in the namespace "{namespace}" (403 Forbidden)')),
     "conflict (409)": Case(setup=conflict, stream="stdout", before_apply=False, first_line=(
         'configmap/settings failed: Apply failed with 1 conflict: conflict with "helm": .data.a '
         '(409 Conflict; --force-conflicts takes these fields over)')),
-    "invalid object (422)": Case(setup=fault("invalid", lambda o: o.get("kind") == "ConfigMap",
-                                             field="data", message="data is not acceptable"),
+    # a key the real server's validation refuses (config keys are [-._a-zA-Z0-9]+)
+    "invalid object (422)": Case(app(CONFIGMAP.replace("a: '1'", "'no spaces': '1'")),
                                  stream="stdout", before_apply=False, first_line=(
-        'configmap/settings failed: ConfigMap "settings" is invalid: data: Invalid value: {"a": "1"}: '
-        'data is not acceptable (422 Invalid)')),
-    "5xx storm beyond the retry budget": Case(setup=fault("error", 503, times=None, method="PATCH",
+        'configmap/settings failed: ConfigMap "settings" is invalid: data[no spaces]: Invalid value: '
+        '"no spaces": a valid config key must consist of alphanumeric characters, \'-\', \'_\' or \'.\' '
+        "(e.g. 'key.name', or 'KEY_NAME', or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+') "
+        "(422 Invalid)")),
+    "5xx storm beyond the retry budget": Case(setup=fault(status=503, body=UNAVAILABLE, method="PATCH",
                                                           path="/configmaps/"),
                                               stream="stdout", before_apply=False, first_line=(
         "configmap/settings failed: the server is currently unable to handle the request "
@@ -234,18 +303,37 @@ class Project:
             f.write(content)
 
 
+def namespace_for(name):
+    """A DNS label unique to the case; the hash keeps truncated names apart."""
+    tag = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"corpus-{re.sub(r'[^a-z0-9]+', '-', name.lower())[:40].strip('-')}-{tag}"
+
+
+def localize(content, namespace):
+    """The texts' namespace "demo" made the case's own."""
+    return re.sub(r"\bdemo\b", namespace, content) if isinstance(content, str) else content
+
+
 def run(project, args, env):
     full = {k: v for k, v in os.environ.items()
             if k not in ("VARS_FILE", "K8S_NAMESPACE", "MAKEFLAGS", "MAKELEVEL")}
-    full.update(KUBECONFIG=project.kubeconfig, **env)
+    full.update({"KUBECONFIG": project.kubeconfig, **env})
     return subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), *args], cwd=project.root,
                           env=full, capture_output=True, text=True)
 
 
+def real_writes(proxies):
+    """Writes a proxy passed on or answered: neither dry runs nor reads."""
+    return [(r.method, r.path, r.query) for proxy in proxies for r in proxy.requests()
+            if r.method in WRITES and "dryRun" not in r.query]
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input(name, tmp_path, request):
+def test_bad_input(name, tmp_path, request, control_plane, fault_proxy):
     case = CASES[name]
     project = Project(tmp_path)
+    namespace = namespace_for(name)
+    world = World(control_plane, fault_proxy, project, namespace, proxies=[fault_proxy])
     env = dict(case.env)
     fingerprint = ""
     if case.secret:
@@ -253,16 +341,16 @@ def test_bad_input(name, tmp_path, request):
         fingerprint = gpg.fingerprint
         empty = request.getfixturevalue("gpg_homes")()
         env = {k: v.replace("{empty_gnupghome}", empty) for k, v in env.items()}
-    project.write("Makefile.vars", BASE_VARS + SHIPPED_VARS)
-    project.write("manifests/app/component.yaml", "namespace: demo\n")
-    project.write("manifests/app/00-namespace.yaml", NAMESPACE)
+    project.write("Makefile.vars", localize(BASE_VARS + SHIPPED_VARS, namespace))
+    project.write("manifests/app/component.yaml", f"namespace: {namespace}\n")
+    project.write("manifests/app/00-namespace.yaml", localize(NAMESPACE, namespace))
     project.write("volumes/layout.yaml", open(os.path.join(ROOT, "volumes", "layout.yaml")).read())
     for rel, content in case.files.items():
-        project.write(rel, content)
-    with ApiServer(version="1.31.2") as server:
-        server.kubeconfig(project.kubeconfig)
+        project.write(rel, localize(content, namespace))
+    fault_proxy.kubeconfig(project.kubeconfig)
+    try:
         if case.setup and not case.secret:
-            case.setup(server, project)
+            case.setup(world)
         if "manifests/app/a.yaml" not in case.files and not any(k.startswith("manifests/app/a.")
                                                                    for k in case.files):
             project.write("manifests/app/a.yaml", CONFIGMAP)
@@ -272,19 +360,25 @@ def test_bad_input(name, tmp_path, request):
                 made = run(project, args, {"GPG_FINGERPRINT": fingerprint})
                 assert made.returncode == 0, made.stderr
             if case.setup:
-                case.setup(server, project)
-        result = run(project, case.args, env)
-        writes = server.writes()
+                case.setup(world)
+        result = run(project, case.args, {**env, **world.env})
+        writes = real_writes(world.proxies)
+    finally:
+        for proxy in world.proxies[1:]:
+            proxy.stop()
+        if control_plane.get(f"/api/v1/namespaces/{namespace}", check=False) is not None:
+            kubectl(control_plane, "delete", "namespace", namespace, "--wait=false")
     assert "Traceback" not in result.stdout + result.stderr
     assert result.returncode == case.code, (result.stdout, result.stderr)
     lines = [line for line in getattr(result, case.stream).splitlines()
              if case.stream == "stderr" or " failed" in line]
     assert lines, (result.stdout, result.stderr)
-    expected = case.first_line.replace("{url}", server.url).replace("{kubeconfig}", project.kubeconfig)
+    expected = (case.first_line.replace("{url}", world.url).replace("{kubeconfig}", project.kubeconfig)
+                .replace("{namespace}", namespace))
     assert lines[0] == expected.replace("{fingerprint}", fingerprint)
     assert "corpus-marker" not in result.stdout + result.stderr
     if case.before_apply:
-        assert writes == [], [(r.method, r.path) for r in writes]
+        assert writes == []
 
 
 def test_the_corpus_covers_every_area():

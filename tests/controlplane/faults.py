@@ -9,7 +9,9 @@ passes every other request through. It records every request it saw.
         proxy.requests(method="PATCH")    # [(method, path, status, fault), ...]
 
 It serves TLS with a certificate of the cluster's CA and talks to the apiserver as the
-cluster admin, so a client needs nothing but the kubeconfig it writes.
+cluster admin, so a client needs nothing but the kubeconfig it writes. With
+`as_admin=False` it presents no certificate upstream, and the apiserver authenticates the
+bearer token the client sent (a client certificate cannot be passed through a proxy).
 """
 
 import asyncio
@@ -55,8 +57,9 @@ class Seen:
 
 
 class FaultProxy:
-    def __init__(self, plane):
+    def __init__(self, plane, as_admin=True):
         self.plane = plane
+        self.as_admin = as_admin
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.faults = []
@@ -154,7 +157,9 @@ class FaultProxy:
         pki.write_private(os.path.join(directory, "tls.key"), key)
         serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         serving.load_cert_chain(os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key"))
-        return serving, self.plane._ssl()
+        if self.as_admin:
+            return serving, self.plane._ssl()
+        return serving, ssl.create_default_context(cafile=os.path.join(self.plane.pki, "ca.crt"))
 
     async def _astart(self, ready):
         serving, upstream = self._contexts()

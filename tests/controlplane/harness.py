@@ -232,6 +232,9 @@ class ControlPlane:
             # the advertised address is loopback, which the `kubernetes` Service's endpoint
             # reconciler refuses; no pod really runs, so the Service needs no endpoints
             "--endpoint-reconciler-type=none",
+            # webhooks and aggregated APIs are dialed at a ready endpoint of their Service, as
+            # kube-proxy would route the ClusterIP: a backend that is not ready is not reached
+            "--enable-aggregator-routing=true",
             "--profiling=false", "--v=1"]
         if self.encryption_config:
             argv.append(f"--encryption-provider-config={self.encryption_config}")
@@ -284,6 +287,8 @@ class ControlPlane:
             argv += ["--control-plane", node]
         if self.taint_control_plane:
             argv.append("--taint-control-plane")
+        if self.isolate:
+            argv += ["--netns", self._namespace, "--pki", self.pki]
         self._spawn("nodes", argv, env=self._python_env())
         self._wait("nodes", lambda: os.path.exists(os.path.join(self.workdir, "nodes.ready")), timeout=60)
 

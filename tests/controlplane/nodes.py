@@ -7,11 +7,16 @@ Registers each node Ready with capacity and kubeadm's labels, renews its Lease (
 node lifecycle controller keeps it Ready), and plays its kubelet for pods: a pod
 scheduled to it turns Running and Ready after --pod-delay seconds (a Job's pod
 Succeeded instead), and a pod being deleted is removed, as a kubelet does once its
-containers stopped. No container runs: nothing here pulls an image or opens a port.
+containers stopped. No container runs: nothing here pulls an image. The one exception:
+given --netns (kube-apiserver's network namespace) and --pki, a pod annotated
+`controlplane.test/serve: <service>.<namespace>.svc` gets an admission webhook backend
+(backend.py) on its IP and first container port in that namespace while it is Ready.
 """
 
 import argparse
 import datetime
+import signal
+import subprocess
 import ipaddress
 import itertools
 import os
@@ -26,6 +31,7 @@ KUBELET_VERSION = "v1.37.2"
 LEASE_SECONDS = 40
 RENEW_EVERY = 10
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+SERVE_ANNOTATION = "controlplane.test/serve"
 CAPACITY = {"cpu": "8", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
 
@@ -43,7 +49,7 @@ def node_ip(index):
 
 
 class Nodes:
-    def __init__(self, api, names, control_plane=(), taint=False, pod_delay=0.2):
+    def __init__(self, api, names, control_plane=(), taint=False, pod_delay=0.2, netns=None, pki=None):
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
         self.names = list(names)
@@ -54,6 +60,8 @@ class Nodes:
         self.pod_ips = {}
         self.started = set()  # pod uids handled (started or finished)
         self.lock = threading.Lock()
+        self.netns, self.pki = netns, pki
+        self.backends = {}  # pod uid -> (process, pod IP)
 
     # -- nodes ----------------------------------------------------------------------------------
 
@@ -149,6 +157,7 @@ class Nodes:
             threading.Timer(self.pod_delay, self.start_pod, (pod,)).start()
 
     def remove(self, pod):
+        self.stop_backend(pod.metadata.uid)
         try:
             self.core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0,
                                             body=client.V1DeleteOptions(
@@ -183,11 +192,54 @@ class Nodes:
                   "hostIP": self.ips[spec.node_name], "hostIPs": [{"ip": self.ips[spec.node_name]}],
                   "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
                   "containerStatuses": statuses, "initContainerStatuses": init}
+        serves = (meta.annotations or {}).get(SERVE_ANNOTATION)
+        if serves and not job and self.netns and not spec.host_network:
+            self.start_backend(pod, ip, serves)  # listening before the pod reads Ready
         try:
             self.core.patch_namespaced_pod_status(meta.name, meta.namespace, {"status": status})
         except ApiException as err:
             if err.status != 404:
                 print(f"status of {meta.namespace}/{meta.name}: {err.status} {err.body}", file=sys.stderr, flush=True)
+
+    # -- webhook backends -----------------------------------------------------------------------
+
+    def start_backend(self, pod, ip, service_name):
+        from .pki import Authority, write_private
+
+        ports = [p.container_port for c in pod.spec.containers for p in c.ports or ()]
+        if not ports:
+            print(f"{pod.metadata.name}: {SERVE_ANNOTATION} but no container port", file=sys.stderr, flush=True)
+            return
+        cert, key = Authority.load(os.path.join(self.pki, "ca.crt"), os.path.join(self.pki, "ca.key")).issue(
+            service_name, server_names=[service_name, f"{service_name}.cluster.local"], server_ips=[ip])
+        folder = os.path.join(self.pki, "backends")
+        os.makedirs(folder, exist_ok=True)
+        cert_path = write_private(os.path.join(folder, f"{pod.metadata.uid}.crt"), cert)
+        key_path = write_private(os.path.join(folder, f"{pod.metadata.uid}.key"), key)
+        script = 'ip addr add "$1/32" dev lo && shift && exec "$@"'
+        process = subprocess.Popen(
+            ["nsenter", f"--net={self.netns}", "sh", "-c", script, "sh", ip, sys.executable, "-m",
+             "tests.controlplane.backend", "--listen", f"{ip}:{ports[0]}", "--cert", cert_path, "--key", key_path])
+        self.backends[pod.metadata.uid] = (process, ip)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process.poll() is None:
+            probe = subprocess.run(["nsenter", f"--net={self.netns}", "sh", "-c",
+                                    f"exec 3<>/dev/tcp/{ip}/{ports[0]}"], capture_output=True, executable="/bin/bash")
+            if probe.returncode == 0:
+                return
+            time.sleep(0.1)
+
+    def stop_backend(self, uid):
+        process, ip = self.backends.pop(uid, (None, None))
+        if process:
+            process.terminate()
+            process.wait()
+            subprocess.run(["nsenter", f"--net={self.netns}", "ip", "addr", "del", f"{ip}/32", "dev", "lo"],
+                           capture_output=True)
+
+    def stop_backends(self):
+        for uid in list(self.backends):
+            self.stop_backend(uid)
 
     def run_pods(self, stop):
         resource_version = None
@@ -222,9 +274,13 @@ def main(argv=None):
     parser.add_argument("--taint-control-plane", action="store_true")
     parser.add_argument("--pod-delay", type=float, default=0.2)
     parser.add_argument("--ready-file")
+    parser.add_argument("--netns", help="kube-apiserver's network namespace, where webhook backends listen")
+    parser.add_argument("--pki", help="the control plane's certificates (its CA signs the backends')")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the backends stop with us
     api = config.new_client_from_config(config_file=args.kubeconfig)
-    nodes = Nodes(api, args.node, args.control_plane, args.taint_control_plane, args.pod_delay)
+    nodes = Nodes(api, args.node, args.control_plane, args.taint_control_plane, args.pod_delay,
+                  args.netns, args.pki)
     nodes.register()
     nodes.wait_schedulable()
     stop = threading.Event()
@@ -236,6 +292,8 @@ def main(argv=None):
         nodes.run_pods(stop)
     except KeyboardInterrupt:
         pass
+    finally:
+        nodes.stop_backends()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,16 @@ def _key_pem(key):
 class Authority:
     """A CA that issues short-lived certificates, kept in memory until written."""
 
+    @classmethod
+    def load(cls, cert_path, key_path):
+        """The CA write_pki wrote, read back by another process (the node agent)."""
+        authority = cls.__new__(cls)
+        with open(cert_path, "rb") as f:
+            authority.cert = x509.load_pem_x509_certificate(f.read())
+        with open(key_path, "rb") as f:
+            authority.key = serialization.load_pem_private_key(f.read(), password=None)
+        return authority
+
     def __init__(self, common_name):
         self.key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
