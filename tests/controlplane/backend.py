@@ -11,8 +11,11 @@ value as the message; so a test can tell a webhook that answered from one never 
 
 import argparse
 import json
+import os
 import ssl
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DENY_LABEL = "controlplane.test/deny"
@@ -49,7 +52,15 @@ def main(argv=None):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.cert, args.key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=exit_with_agent, args=(os.getppid(),), daemon=True).start()
     server.serve_forever()
+
+
+def exit_with_agent(agent):
+    """The node agent that started this backend may be killed outright: do not outlive it."""
+    while os.getppid() == agent:
+        time.sleep(1)
+    os._exit(0)
 
 
 if __name__ == "__main__":

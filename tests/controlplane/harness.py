@@ -38,6 +38,14 @@ POD_CIDR = "10.244.0.0/16"  # flannel's default, what kubeadm init --pod-network
 START_TIMEOUT = 120
 
 
+def exit_with_parent():
+    """In the child before exec: a test run killed outright leaves no control plane behind."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def can_isolate():
     """Whether a loopback-only network namespace can be made here (root, unshare and ip)."""
     if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter") and shutil.which("ip")):
@@ -105,7 +113,7 @@ class ControlPlane:
 
     def __init__(self, workdir, *, nodes=("kube1",), control_plane_nodes=(), taint_control_plane=False,
                  encryption_config=None, audit_policy=None, pod_delay=0.2, bin_dir=None, port=None,
-                 isolate=None):
+                 isolate=None, die_with_parent=True):
         self.workdir = os.path.abspath(workdir)
         self.nodes = list(nodes)
         self.control_plane_nodes = list(control_plane_nodes)
@@ -121,6 +129,7 @@ class ControlPlane:
         self.audit_log = os.path.join(self.workdir, "audit.log")
         self.processes = {}
         self.isolate = can_isolate() if isolate is None else isolate
+        self.die_with_parent = die_with_parent  # False for `make sandbox`, whose processes outlive it
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -163,7 +172,8 @@ class ControlPlane:
     def _spawn(self, name, argv, env=None):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
         self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                env=env or os.environ.copy(), start_new_session=True)
+                                                env=env or os.environ.copy(), start_new_session=True,
+                                                preexec_fn=exit_with_parent if self.die_with_parent else None)
         log.close()
         return self.processes[name]
 

@@ -53,7 +53,7 @@ def up(directory):
     encryption_config, audit_policy = write_toolkit_configs(os.path.join(directory, "config"))
     nodes = node_names()
     plane = ControlPlane(directory, nodes=nodes, control_plane_nodes=nodes[:1],
-                         encryption_config=encryption_config, audit_policy=audit_policy)
+                         encryption_config=encryption_config, audit_policy=audit_policy, die_with_parent=False)
     print(f"starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and nodes "
           f"{', '.join(nodes)} in {directory} ...", flush=True)
     try:
