@@ -5,11 +5,12 @@ under a fixed field manager: creating and updating are the same call, and no
 GET precedes it. Objects of one tier are applied concurrently by a bounded
 worker pool; the next tier starts once this one is applied and its waits hold
 (`wait`). Whether an object was created, configured or left unchanged is read
-from the response: 201 is created; for 200 the returned resourceVersion is
-compared with the one seen in a LIST per kind and namespace taken before the
-tier. A dry run stores nothing and answers with the version the object already
-has, so there the object the server would store is compared with the listed one. A 4xx stops the run after the current tier, and the summary says what
-was and was not applied.
+from the response: 201 is created; otherwise `changed` compares the object the
+run's LIST saw (one LIST per kind and namespace, before the tier) with the answer:
+the same resourceVersion is unchanged, else what the toolkit owns and the values it
+sets decide, so a controller's write in between or a dry run (which answers with the
+old version) is told apart from a real change. A 4xx stops the run after the current
+tier, and the summary says what was and was not applied.
 """
 
 import base64
@@ -260,7 +261,6 @@ class Engine:
         except UserError as err:
             return Outcome(obj, "failed", err.message)
         return Outcome(obj, done)
-
 
 
 def changed(stored, answer, applied, dry_run):
