@@ -18,10 +18,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from k8s import order  # noqa: E402
-from k8s.apply import Engine  # noqa: E402
-from k8s.cluster import Cluster  # noqa: E402
-from k8s.render import RenderedObject, Source  # noqa: E402
+from k8s.core import order  # noqa: E402
+from k8s.cluster.apply import Engine  # noqa: E402
+from k8s.cluster.connection import Cluster  # noqa: E402
+from k8s.core.render import RenderedObject, Source  # noqa: E402
 
 SERVER = """
 import os, sys

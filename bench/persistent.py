@@ -20,8 +20,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from k8s import emit, validate, volumes  # noqa: E402
-from k8s.apply import body  # noqa: E402
+from k8s.core import emit, validate  # noqa: E402
+from k8s.nodes import volumes  # noqa: E402
+from k8s.cluster.apply import body  # noqa: E402
 
 NODES = ["kube1.example.com", "kube2.example.com", "kube3.example.com"]
 VARIABLES = {"K8S_NODES": " ".join(NODES), "K8S_VOLUMES_PATH": "/var/lib/docker/k8s-volumes",

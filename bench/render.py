@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 import yaml_rs  # noqa: E402
 
-from k8s import components, render, substitute, validate  # noqa: E402
+from k8s.core import components, render, substitute, validate  # noqa: E402
 
 FILES, DOCS_PER_FILE, COMPONENTS = 1000, 10, 10
 VARIABLES = {"K8S_NAMESPACE": "bench", "REGISTRY": "registry.example.com", "VERSION_APP": "1.4.2",

@@ -90,7 +90,10 @@ def build_parser():
     p.set_defaults(run=cmd_components)
 
     # Each of these imports only the standard library at first: --help stays fast.
-    from . import audit, encryption_cli, netpol, nodes, secrets_cli, vendor, volumes_cli
+    from .nodes import audit, labels as nodes
+    from .commands import encryption as encryption_cli, secrets as secrets_cli, volumes as volumes_cli
+    from .cluster import netpol
+    from .core import vendor
 
     for module in (secrets_cli, volumes_cli, nodes, netpol, encryption_cli, audit, vendor):
         module.register(commands, _cluster_options)
@@ -192,7 +195,7 @@ def _error_text(err):
 # --- shared steps ---------------------------------------------------------
 
 def load_variables(args):
-    from . import variables
+    from .core import variables
 
     overlay = args.vars_file or os.environ.get("VARS_FILE") or None
     return variables.load_variables(args.vars, overlay=overlay)
@@ -203,7 +206,7 @@ def values(variable_map):
 
 
 def kube_version(args, variable_values):
-    from . import validate
+    from .core import validate
 
     from .errors import UserError
 
@@ -217,7 +220,7 @@ def kube_version(args, variable_values):
 
 def select_components(args, variable_values, version):
     """The requested components (all by default) in dependency order, and those skipped."""
-    from . import components, order
+    from .core import components, order
     from .errors import UsageError
 
     found = order.component_order(components.discover(args.manifests, variable_values))
@@ -237,7 +240,7 @@ def render_and_validate(args, check=True, variable_values=None, version=None, on
     The version is the server's when a cluster is at hand, else --kube-version or
     $KUBE_VERSION.
     """
-    from . import render, validate, vendor
+    from .core import render, validate, vendor
     from .errors import raise_all
 
     if variable_values is None:
@@ -286,8 +289,8 @@ def summary(selected, skipped, objects, report, version, written=None):
 # --- commands -------------------------------------------------------------
 
 def cmd_template(args):
-    from . import emit
-    from .secrets import mask
+    from .core import emit
+    from .secrets.files import mask
 
     selected, skipped, objects, report, version = render_and_validate(args, check=args.validate)
     dump = emit.to_json if args.output == "json" else emit.to_yaml
@@ -311,7 +314,7 @@ def cmd_validate(args):
 
 
 def cmd_vars(args):
-    from . import variables
+    from .core import variables
 
     for line in variables.describe(load_variables(args), args.names or None):
         print(line)
@@ -346,7 +349,7 @@ class Clusters:
         return self.variables.get(key) or None
 
     def __call__(self, component):
-        from .cluster import Cluster
+        from .cluster.connection import Cluster
 
         context = self.context(component)
         if context not in self.open:
@@ -363,7 +366,7 @@ def _connected_run(args, work, only_install=False):
 
     Nothing is written to the cluster unless every component rendered and validated.
     """
-    from . import components, order
+    from .core import components, order
 
     variable_values = values(load_variables(args))
     found = components.discover(args.manifests, variable_values)
@@ -383,7 +386,7 @@ def _connected_run(args, work, only_install=False):
 
 
 def _engine(args, clusters):
-    from .apply import Engine
+    from .cluster.apply import Engine
 
     return Engine(clusters, parallel=args.parallel, force=getattr(args, "force_conflicts", False),
                   wait=getattr(args, "wait", False), timeout=args.timeout,
@@ -400,7 +403,7 @@ def _finish(args, run):
 
 def _missing_secret(cluster, component):
     """Why an install component must wait for its Secret, or None when it need not."""
-    from .cluster import ApiError
+    from .cluster.connection import ApiError
 
     if not component.requires_secret:
         return None
@@ -426,7 +429,8 @@ def _ready_to_install(engine, clusters, selected, objects):
 
 
 def _apply(args, only_install=False):
-    from . import order, prune
+    from .core import order
+    from .cluster import prune
 
     def work(clusters, selected, objects):
         engine = _engine(args, clusters)
@@ -450,7 +454,7 @@ def cmd_install(args):
 
 
 def cmd_delete(args):
-    from . import order
+    from .core import order
 
     def work(clusters, selected, objects):
         engine = _engine(args, clusters)
@@ -460,7 +464,8 @@ def cmd_delete(args):
 
 
 def cmd_diff(args):
-    from . import diff, order
+    from .cluster import diff
+    from .core import order
 
     everything = not args.components  # `make diff`: what `make install` would apply
 
@@ -484,13 +489,14 @@ def cmd_diff(args):
 
 
 def _admin_cluster(args, variable_values):
-    from .cluster import Cluster
+    from .cluster.connection import Cluster
 
     return Cluster(args.kubeconfig, args.context or variable_values.get("ADMIN_CTX") or None)
 
 
 def cmd_kubeconfig(args):
-    from . import access, emit
+    from .nodes import access
+    from .core import emit
 
     from .errors import UserError
 
@@ -518,7 +524,7 @@ def cmd_kubeconfig(args):
 
 
 def cmd_untaint(args):
-    from . import access, nodes
+    from .nodes import access, labels as nodes
     from .errors import UsageError
 
     if problem := nodes.node_name_problem(args.node):
@@ -534,7 +540,7 @@ def cmd_untaint(args):
 
 
 def cmd_admission_config(args):
-    from . import emit, podsecurity
+    from .core import emit, podsecurity
 
     v = values(load_variables(args))
     v["KUBE_VERSION"] = kube_version(args, v)

@@ -17,7 +17,7 @@ def _forget_make_exports():
     """Under `make test` every variable of Makefile.vars is exported into the environment,
     where it would win over each test project's own `?=` defaults: drop them all, so the
     suite sees the same environment whether make or pytest started it."""
-    from k8s import variables
+    from k8s.core import variables
 
     names = variables.load_variables(os.path.join(ROOT, "Makefile.vars"), environ={})
     for name in [*names, "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "VARS_FILE"]:

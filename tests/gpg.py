@@ -34,8 +34,8 @@ def new_gpg_home():
 
 
 def make_key(home, name=KEY_NAME, email=KEY_EMAIL):
-    """Fingerprint of a new unattended ed25519 key in `home` (through k8s.keys, as gen-gpg does)."""
-    from k8s import keys
+    """Fingerprint of a new unattended ed25519 key in `home` (through k8s.secrets.keys, as gen-gpg does)."""
+    from k8s.secrets import keys
 
     fingerprint, created = keys.generate_gpg_key(name, email, "ed25519", home=home)
     assert created

@@ -205,7 +205,7 @@ def test_untaint_master_removes_only_the_control_plane_taints(control_plane, tai
 # --- bad input: one error line, no traceback -------------------------------------
 
 def test_user_token_hours_must_be_a_sane_number_of_hours(tmp_path, fault_proxy):
-    from k8s import access
+    from k8s.nodes import access
     from k8s.errors import UserError
 
     assert access.token_seconds("2") == 7200
@@ -225,7 +225,7 @@ def test_user_token_hours_must_be_a_sane_number_of_hours(tmp_path, fault_proxy):
 
 
 def test_an_admin_context_without_a_user_is_one_line(tmp_path):
-    from k8s import access
+    from k8s.nodes import access
     from k8s.errors import UserError
 
     path = tmp_path / "admin.conf"

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from k8s import order
+from k8s.core import order
 from k8s.errors import UserError
-from k8s.render import RenderedObject, Source
+from k8s.core.render import RenderedObject, Source
 
 from .conftest import ROOT
 from .controlplane.harness import kubeconfig_text
@@ -406,7 +406,7 @@ def test_explicit_dependencies_move_an_object_after_its_target():
 
 
 def test_a_dry_run_summary_counts_what_the_server_simulated():
-    from k8s.apply import DRY_RUN, Outcome, Run
+    from k8s.cluster.apply import DRY_RUN, Outcome, Run
 
     cm = RenderedObject({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}, "app",
                         Source("a.yaml", 1, 0, ""))

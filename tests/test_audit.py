@@ -14,7 +14,8 @@ import stat
 import pytest
 import yaml
 
-from k8s import cli, audit
+from k8s import cli
+from k8s.nodes import audit
 
 from .conftest import in_process, needs_root
 from .realcluster import wait_for

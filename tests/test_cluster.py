@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from k8s import cluster
+from k8s.cluster import connection as cluster
 from k8s.errors import UserError
 
 from .controlplane.harness import kubeconfig_text

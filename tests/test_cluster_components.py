@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from k8s import apply, components, emit, order, render, validate, variables, vendor
+from k8s.cluster import apply
+from k8s.core import components, emit, order, render, validate, variables, vendor
 
 from .conftest import ROOT
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from k8s import components, order
+from k8s.core import components, order
 from k8s.errors import UserError
 
 

@@ -19,9 +19,12 @@ import uuid
 import pytest
 import yaml
 
-from k8s import cli, encryption, encryption_cli, secrets
+from k8s import cli
+from k8s.nodes import encryption
+from k8s.commands import encryption as encryption_cli
+from k8s.secrets import files as secrets
 from k8s.errors import UserError
-from k8s.sops import Sops
+from k8s.secrets.sops import Sops
 
 from .conftest import in_process, needs_root
 from .gpg import KEY_EMAIL, KEY_NAME, gnupghome, gpg_session_key  # noqa: F401
@@ -692,7 +695,7 @@ def test_module_imports_only_the_standard_library():
 
     from .conftest import ROOT
 
-    code = ("import sys; before = set(sys.modules); import k8s.encryption, k8s.encryption_cli, k8s.rewrite, k8s.audit; "
+    code = ("import sys; before = set(sys.modules); import k8s.nodes.encryption, k8s.commands.encryption, k8s.cluster.rewrite, k8s.nodes.audit; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()

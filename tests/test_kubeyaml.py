@@ -1,4 +1,4 @@
-"""k8s.kubeyaml: kubectl's YAML decoding (hand-written expectations) and fast == slow."""
+"""k8s.core.kubeyaml: kubectl's YAML decoding (hand-written expectations) and fast == slow."""
 
 import json
 import re
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from k8s import kubeyaml
+from k8s.core import kubeyaml
 from k8s.errors import UserError
-from k8s.kubeyaml import Document, is_fast, line_of, load_all, load_all_substituting
+from k8s.core.kubeyaml import Document, is_fast, line_of, load_all, load_all_substituting
 
 
 def strict(a, b):

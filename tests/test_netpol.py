@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from k8s import components, emit, netpol, order, render, validate
-from k8s.cluster import Cluster
+from k8s.core import components, emit, order, render, validate
+from k8s.cluster import netpol
+from k8s.cluster.connection import Cluster
 from k8s.errors import UserError
 
 from .conftest import ROOT

@@ -17,7 +17,7 @@ import sys
 import pytest
 from kubernetes import client
 
-from k8s import nodes
+from k8s.nodes import labels as nodes
 
 from .conftest import ROOT
 from .realcluster import (api_client, base_labels, cluster_node_names, own_nodes,  # noqa: F401 (own_nodes: a fixture)

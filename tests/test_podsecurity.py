@@ -5,7 +5,7 @@ control plane (1.37), the user namespace's level and every shipped workload's ad
 The 1.23/1.24 parts render and validate only (PodSecurityPolicy was removed in 1.25;
 no API server of those versions runs here): they never used an API server.
 
-kubernetes-validate 1.37 only has schemas for 1.25 and newer; k8s/schemas
+kubernetes-validate 1.37 only has schemas for 1.25 and newer; k8s/core/schemas
 holds the 1.23 and 1.24 ones this repo's components need (see its README).
 """
 
@@ -18,13 +18,13 @@ import sys
 import pytest
 import yaml
 
-from k8s import components, emit, order, podsecurity, render, validate, variables, vendor
+from k8s.core import components, emit, order, podsecurity, render, validate, variables, vendor
 from k8s.errors import UserError
 
 from .realcluster import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMAS = os.path.join(ROOT, "k8s", "schemas")
+SCHEMAS = os.path.join(ROOT, "k8s", "core", "schemas")
 MANIFESTS = os.path.join(ROOT, "manifests")
 VENDOR = os.path.join(ROOT, "vendor")  # components whose imports were never vendored are left out
 OLD_VERSIONS = ("1.23", "1.24")

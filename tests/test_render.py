@@ -7,7 +7,7 @@ import textwrap
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from k8s import components, emit, kubeyaml, render
+from k8s.core import components, emit, kubeyaml, render
 from k8s.errors import UserError
 
 from .conftest import examples

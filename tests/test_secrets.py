@@ -20,9 +20,10 @@ import uuid
 
 import pytest
 
-from k8s import keys, secrets, secrets_cli
+from k8s.secrets import keys, files as secrets
+from k8s.commands import secrets as secrets_cli
 from k8s.errors import UserError
-from k8s.sops import Sops
+from k8s.secrets.sops import Sops
 
 from .conftest import ROOT, in_process
 from .gpg import KEY_EMAIL, KEY_NAME, export_public, gnupghome, gpg_homes, gpg_session_key  # noqa: F401
@@ -786,7 +787,7 @@ def test_register_adds_the_subcommands_to_any_parser():
 
 
 def test_modules_import_only_the_standard_library():
-    code = ("import sys; before = set(sys.modules); import k8s.secrets, k8s.secrets_cli, k8s.sops, k8s.keys; "
+    code = ("import sys; before = set(sys.modules); import k8s.secrets.files, k8s.commands.secrets, k8s.secrets.sops, k8s.secrets.keys; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
@@ -845,7 +846,7 @@ def test_leak_audit_no_value_outside_the_encrypted_files(repo, gnupghome, cluste
     os.remove(repo.path("secrets/bad.yml"))
     loaded = secrets.Workspace(_args()).load("secrets/db.yml")
     masked = secrets.mask(loaded.objects[0].data)
-    from k8s import emit
+    from k8s.core import emit
     print(emit.to_yaml([masked]))  # what `template` shows
     out, err = repo.capfd.readouterr()
     repo.outputs.append(out + err)
@@ -983,7 +984,7 @@ def test_sigterm_during_edit_removes_the_plaintext(keyed, tmp_path):
 def test_private_folders_are_removed_on_sigterm_and_sighup(tmp_path):
     for signame in ("SIGTERM", "SIGHUP"):
         folder = tmp_path / signame
-        code = ("import os, signal, sys; from k8s.sops import removed_on_exit\n"
+        code = ("import os, signal, sys; from k8s.secrets.sops import removed_on_exit\n"
                 f"os.mkdir({str(folder)!r})\n"
                 f"with removed_on_exit({str(folder)!r}):\n"
                 f"    open(os.path.join({str(folder)!r}, 'plain'), 'w').write('x')\n"
@@ -1063,7 +1064,7 @@ def test_sops_failures_say_what_is_wrong(keyed, tmp_path):
                     "`make secrets/.sops.yaml`)")
     repo.write("secrets/.sops.yaml", config)
 
-    from k8s.sops import _scrub
+    from k8s.secrets.sops import _scrub
     cut = _scrub("could not do it: " + "wordy " * 50)
     assert len(cut) <= 202 and cut.endswith("wordy …")
 

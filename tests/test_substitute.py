@@ -1,4 +1,4 @@
-"""Tests for k8s.substitute: envsubst parity, extensions, errors, is_inert.
+"""Tests for k8s.core.substitute: envsubst parity, extensions, errors, is_inert.
 
 The fuzz test runs a few hundred examples by default and 10,000 with
 HYPOTHESIS_PROFILE=ci.
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from k8s.errors import UserError, UserErrors
-from k8s.substitute import Reference, expand, expand_inert, is_inert, references, used_values
+from k8s.core.substitute import Reference, expand, expand_inert, is_inert, references, used_values
 
 from .conftest import examples
 
@@ -706,7 +706,7 @@ def test_inert_values_keep_every_yaml_position(value):
 
 def _check_every_position(value):
     """`value` pasted into each of YAML_POSITIONS lands as exactly its
-    characters, for pure-Python PyYAML, libyaml (what k8s.kubeyaml composes
+    characters, for pure-Python PyYAML, libyaml (what k8s.core.kubeyaml composes
     with) and yaml-rs (kubeyaml's fast path)."""
     for template, expected in YAML_POSITIONS:
         document = _paste(template, value)

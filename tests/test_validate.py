@@ -8,13 +8,13 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from k8s import kinds, validate as v
+from k8s.core import kinds, validate as v
 from k8s.errors import UserError, UserErrors, raise_all
-from k8s.validate import supported_versions, validate
+from k8s.core.validate import supported_versions, validate
 
 from .conftest import examples
 
-OLDEST, NEWEST = "1.23", "1.37"  # 1.23 and 1.24 from k8s/schemas, a subset of the kinds
+OLDEST, NEWEST = "1.23", "1.37"  # 1.23 and 1.24 from k8s/core/schemas, a subset of the kinds
 COMPLETE = [f"1.{minor}" for minor in range(25, 38)]  # every kind: kubernetes-validate's
 
 
@@ -586,7 +586,7 @@ def discovery(plane):
 
 @pytest.fixture(scope="module")
 def live(control_plane):
-    from k8s.cluster import Cluster
+    from k8s.cluster.connection import Cluster
 
     with Cluster(control_plane.kubeconfig, "kubernetes-admin@kubernetes") as cluster:
         version = cluster.version()

@@ -1,4 +1,4 @@
-"""k8s.variables against GNU make itself: every value must be what make computes.
+"""k8s.core.variables against GNU make itself: every value must be what make computes.
 
 The oracle includes a vars file the way the project's Makefile does
 (`-include $(VARS_FILE)` then `include <file>`) and writes each variable's value
@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from k8s import variables
+from k8s.core import variables
 from k8s.errors import UserError, UserErrors
-from k8s.variables import Variable, describe, load_variables
+from k8s.core.variables import Variable, describe, load_variables
 
 HERE = Path(__file__).resolve().parent
 SHIPPED = HERE.parent / "Makefile.vars"

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from k8s import components, images, kubeyaml, render, substitute, validate, vendor
+from k8s.core import components, images, kubeyaml, render, substitute, validate, vendor
 from k8s.errors import UserError
 
 from .conftest import ROOT
@@ -525,7 +525,7 @@ def test_render_py_vendor_then_offline_template_and_tamper(project, upstream):
 
 @needs_integration
 def test_shipped_components_import_their_pinned_release_urls():
-    from k8s import variables
+    from k8s.core import variables
 
     found = variables.load_variables(os.path.join(ROOT, "Makefile.vars"), environ={"HOME": "/root"})
     values = {name: v.value for name, v in found.items()}

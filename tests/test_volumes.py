@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from k8s import emit, kubeyaml, variables, volumes, volumes_cli
-from k8s.apply import body
+from k8s.core import emit, kubeyaml, variables
+from k8s.nodes import volumes
+from k8s.commands import volumes as volumes_cli
+from k8s.cluster.apply import body
 from k8s.errors import UserError
 
 from .conftest import ROOT, examples
@@ -349,16 +351,17 @@ def test_a_missing_layout_is_one_line(project):
 
 
 def test_the_modules_import_only_the_standard_library_at_start_up():
-    code = ("import sys, k8s.volumes, k8s.volumes_cli, k8s.nodes, k8s.remote; "
+    code = ("import sys, k8s.nodes.volumes, k8s.commands.volumes, k8s.nodes.labels, k8s.nodes.remote; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('yaml', 'yaml_rs', 'jinja2', 'kubernetes', 'jsonschema_rs', 'urllib3') "
-            "or m in ('k8s.render', 'k8s.kubeyaml', 'k8s.apply', 'k8s.cluster', 'k8s.validate')))")
+            "or m in ('k8s.core.render', 'k8s.core.kubeyaml', 'k8s.cluster.apply', 'k8s.cluster.connection', 'k8s.core.validate')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
 
 
 def test_register_adds_the_commands():
-    from k8s import cli, nodes
+    from k8s import cli
+    from k8s.nodes import labels as nodes
 
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command")
@@ -713,7 +716,7 @@ def test_as_an_unprivileged_user(project, sshd_factory):
 
 
 def test_remote_argv_and_sudo_words():
-    from k8s import remote
+    from k8s.nodes import remote
 
     assert remote.ssh_argv("kube1", "true", {}) == [
         "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "--", "kube1", "true"]

@@ -81,7 +81,7 @@ def kubeconfig_text(server, ca_pem, user, cert_pem=None, key_pem=None, token=Non
 def write_toolkit_configs(directory):
     """(encryption config, audit policy): the toolkit's own EncryptionConfiguration, with a fresh
     key of its default provider, and its audit policy, as kube-apiserver reads them on a node."""
-    from k8s import audit, encryption
+    from k8s.nodes import audit, encryption
 
     os.makedirs(directory, exist_ok=True)
     encryption_path = os.path.join(directory, "encryption-config.yaml")

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def node_names():
-    from k8s import variables
+    from k8s.core import variables
 
     values = variables.load_variables(os.path.join(ROOT, "Makefile.vars"))  # VARS_FILE too, as make reads it
     names = values.get("K8S_NODES")

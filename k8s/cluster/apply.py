@@ -1,0 +1,306 @@
+"""Apply: server-side apply of a validated object set, tier by tier.
+
+Every object goes to the server as one PATCH with `application/apply-patch+yaml`
+under a fixed field manager: creating and updating are the same call, and no
+GET precedes it. Objects of one tier are applied concurrently by a bounded
+worker pool; the next tier starts once this one is applied and its waits hold
+(`wait`). Whether an object was created, configured or left unchanged is read
+from the response: 201 is created; otherwise `changed` compares the object the
+run's LIST saw (one LIST per kind and namespace, before the tier) with the answer:
+the same resourceVersion is unchanged, else what the toolkit owns and the values it
+sets decide, so a controller's write in between or a dry run (which answers with the
+old version) is told apart from a real change. A 4xx stops the run after the current
+tier, and the summary says what was and was not applied.
+"""
+
+import base64
+import json
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import wait as waits
+from .connection import ApiError
+from ..errors import UserError
+
+FIELD_MANAGER = "k8s-toolkit"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "k8s-toolkit"
+COMPONENT_LABEL = "k8s-toolkit/component"
+
+
+@dataclass
+class Outcome:
+    """What happened to one object."""
+
+    obj: object            # the RenderedObject
+    result: str            # created, configured, unchanged, failed, not applied, deleted, ...
+    message: str = ""
+    response: dict = field(default=None, repr=False)
+
+    def line(self):
+        text = f"{self.obj.display} {self.result}"
+        return f"{text}: {self.message}" if self.message else text
+
+    def as_dict(self):
+        return {"kind": self.obj.kind, "apiVersion": self.obj.api_version, "name": self.obj.name,
+                "namespace": self.obj.namespace, "component": self.obj.component,
+                "result": self.result, "message": self.message}
+
+
+DRY_RUN = "(server dry run)"  # after the result of an outcome the server only simulated
+
+
+@dataclass
+class Run:
+    """Outcomes of a whole run, in the order they happened, and whether it stopped early."""
+
+    outcomes: list = field(default_factory=list)
+    stopped: str = ""
+
+    def count(self, result):
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    @property
+    def failed(self):
+        return bool(self.stopped) or any(o.result == "failed" for o in self.outcomes)
+
+    def summary(self):
+        order = ["created", "configured", "unchanged", "deleted", "pruned", "not found", "failed",
+                 "not applied"]
+        order += [f"{r} {DRY_RUN}" for r in order]
+        counts = [f"{self.count(r)} {r}" for r in order if self.count(r)]
+        text = ", ".join(counts) or "nothing to do"
+        return f"{text}; {self.stopped}" if self.stopped else text
+
+    def as_json(self):
+        return json.dumps({"objects": [o.as_dict() for o in self.outcomes],
+                           "summary": {r: self.count(r) for r in sorted({o.result for o in self.outcomes})},
+                           "stopped": self.stopped or None}, indent=2)
+
+
+def body(obj):
+    """The object as sent: its data plus the labels that name the toolkit and component."""
+    data = dict(obj.data)
+    metadata = dict(data.get("metadata") or {})
+    labels = dict(metadata.get("labels") or {})
+    labels[MANAGED_BY_LABEL] = MANAGED_BY
+    labels[COMPONENT_LABEL] = obj.component
+    metadata["labels"] = labels
+    data["metadata"] = metadata
+    return data
+
+
+class Engine:
+    """Applies tiers of RenderedObjects to clusters.
+
+    Parameters:
+        cluster_for: component name -> Cluster.
+        parallel: concurrent requests inside a tier.
+        force: take over fields owned by other field managers (`--force-conflicts`).
+        wait: wait for workload rollouts after each tier (CRDs and Namespaces are always waited for).
+        timeout: seconds each tier's waits may take.
+        out: where progress lines go (None: silent).
+    """
+
+    def __init__(self, cluster_for, parallel=8, force=False, wait=False, timeout=300, out=sys.stdout):
+        self.cluster_for = cluster_for
+        self.parallel = max(1, parallel)
+        self.force = force
+        self.wait = wait
+        self.timeout = timeout
+        self.out = out
+        self._lock = threading.Lock()
+        self._listed = {}
+
+    def say(self, text):
+        if self.out is not None:
+            with self._lock:
+                print(text, file=self.out, flush=True)
+
+    # --- apply ---------------------------------------------------------------
+
+    def apply(self, tiers, dry_run=False):
+        """Apply every tier in order; returns a Run."""
+        run = Run()
+        for number, tier in enumerate(tiers):
+            if run.stopped:
+                run.outcomes.extend(Outcome(o, "not applied") for o in tier)
+                continue
+            outcomes = self.map_objects(lambda o: self.apply_one(o, dry_run), tier)
+            for outcome in outcomes:
+                run.outcomes.append(outcome)
+                self.say(outcome.line())
+            if any(o.result == "failed" for o in outcomes):
+                run.stopped = f"stopped after tier {number + 1} of {len(tiers)} because of errors"
+                continue
+            if not dry_run:
+                try:
+                    waits.wait_for_tier(outcomes, self.cluster_for, self.wait, self.timeout, self.say)
+                except UserError as err:
+                    run.stopped = str(err)
+        for outcome in run.outcomes:
+            if outcome.result == "not applied":
+                self.say(outcome.line())
+        return run
+
+    def map_objects(self, fn, objects):
+        if self.parallel == 1 or len(objects) <= 1:
+            return [fn(o) for o in objects]
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(objects))) as pool:
+            return list(pool.map(fn, objects))
+
+    def apply_one(self, obj, dry_run):
+        cluster = self.cluster_for(obj.component)
+        try:
+            resource = self._resource(cluster, obj)
+            namespace = self._namespace(resource, obj)
+            stored = self.listed(cluster, resource, namespace).get(obj.name)
+            params = {"field_manager": FIELD_MANAGER, "serialize": False}
+            if self.force:
+                params["force_conflicts"] = True
+            if dry_run:
+                params["dry_run"] = "All"
+            response = cluster.call(lambda: cluster.dynamic.server_side_apply(
+                resource, body=body(obj), name=obj.name, namespace=namespace, **params),
+                obj=obj.ref)
+        except ApiError as err:
+            return Outcome(obj, "failed", err.message)
+        except UserError as err:
+            return Outcome(obj, "failed", err.message)
+        data = json.loads(response.data)
+        if response.status == 201 or (dry_run and stored is None):
+            result = "created"
+        else:
+            result = "configured" if changed(stored, data, body(obj), dry_run) else "unchanged"
+        if dry_run:
+            result += " " + DRY_RUN
+        return Outcome(obj, result, response=data)
+
+    def _resource(self, cluster, obj):
+        resource = cluster.resource(obj.api_version, obj.kind)
+        if resource is None:
+            raise UserError(f"the cluster does not serve {obj.kind} in {obj.api_version}")
+        return resource
+
+    @staticmethod
+    def _namespace(resource, obj):
+        if not resource.namespaced:
+            return None
+        namespace = obj.namespace or getattr(obj, "default_namespace", None) or "default"
+        obj.data.setdefault("metadata", {})["namespace"] = namespace
+        return namespace
+
+    def listed(self, cluster, resource, namespace):
+        """name -> object from one LIST per kind and namespace, taken once per run.
+
+        Concurrent workers asking for the same LIST wait for the first one's answer.
+        """
+        key = (id(cluster), resource.group_version, resource.kind, namespace)
+        with self._lock:
+            entry = self._listed.get(key)
+            owner = entry is None
+            if owner:
+                entry = self._listed[key] = {"ready": threading.Event(), "items": {}}
+        if owner:
+            try:
+                listing = cluster.call(lambda: cluster.dynamic.get(
+                    resource, namespace=namespace, serialize=False))
+                entry["items"] = {i["metadata"]["name"]: i
+                                  for i in json.loads(listing.data).get("items") or []}
+            except ApiError as err:
+                if err.status != 403:
+                    raise
+                # A context that may not list this kind can still apply it; its
+                # objects then show as configured rather than unchanged.
+            finally:
+                entry["ready"].set()
+        entry["ready"].wait()
+        return entry["items"]
+
+    # --- delete --------------------------------------------------------------
+
+    def delete(self, tiers, done="deleted"):
+        """Delete every object, tiers in reverse and objects of a tier concurrently.
+
+        Parameters:
+            tiers: the apply tiers of the objects.
+            done: the word for a deleted object in progress lines (`pruned` for prune).
+        """
+        run = Run()
+        namespaces = []
+        for tier in reversed(tiers):
+            outcomes = self.map_objects(lambda o: self._delete_one(o, done), list(reversed(tier)))
+            for outcome in outcomes:
+                run.outcomes.append(outcome)
+                self.say(outcome.line())
+                if outcome.obj.kind == "Namespace" and outcome.result == done:
+                    namespaces.append(outcome)
+        if namespaces:
+            try:
+                waits.wait_for_deletion(namespaces, self.cluster_for, self.timeout, self.say)
+            except UserError as err:
+                run.stopped = str(err)
+        return run
+
+    def _delete_one(self, obj, done):
+        cluster = self.cluster_for(obj.component)
+        try:
+            resource = cluster.resource(obj.api_version, obj.kind)
+            if resource is None:
+                return Outcome(obj, "not found", "kind not served by the cluster")
+            namespace = self._namespace(resource, obj)
+            cluster.call(lambda: cluster.dynamic.delete(
+                resource, name=obj.name, namespace=namespace, propagation_policy="Background",
+                serialize=False), obj=obj.ref)
+        except ApiError as err:
+            if err.status == 404:
+                return Outcome(obj, "not found")
+            return Outcome(obj, "failed", err.message)
+        except UserError as err:
+            return Outcome(obj, "failed", err.message)
+        return Outcome(obj, done)
+
+
+def changed(stored, answer, applied, dry_run):
+    """Whether applying `applied` changed the object the run's LIST saw as `stored` into `answer`.
+
+    The same resourceVersion means nothing was written (but a dry run answers with the
+    version the object already has). Otherwise another writer may have come between the
+    LIST and the apply (a controller writing status, the PV controller binding a volume):
+    the apply changed something only if it changed the set of fields the toolkit owns,
+    or the value of a field it sets.
+    """
+    version = lambda obj: ((obj or {}).get("metadata") or {}).get("resourceVersion")  # noqa: E731
+    if stored is None:
+        return True
+    if not dry_run and version(stored) == version(answer):
+        return False
+    if _owned(stored) != _owned(answer):
+        return True
+    applied = _as_stored(applied)
+    return _project(applied, stored) != _project(applied, answer)
+
+
+def _as_stored(applied):
+    """A Secret's stringData is stored in data, base64-encoded."""
+    if applied.get("kind") != "Secret" or not isinstance(applied.get("stringData"), dict):
+        return applied
+    data = dict(applied.get("data") or {})
+    data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in applied["stringData"].items()})
+    return {**{k: v for k, v in applied.items() if k != "stringData"}, "data": data}
+
+
+def _owned(obj):
+    """The fields the toolkit's apply owns, from managedFields (times left out)."""
+    return [entry.get("fieldsV1") for entry in (obj.get("metadata") or {}).get("managedFields") or ()
+            if isinstance(entry, dict) and entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"]
+
+
+def _project(applied, actual):
+    """`actual` cut down to the paths `applied` sets (a LIST's items carry no apiVersion and kind)."""
+    if isinstance(applied, dict):
+        actual = actual if isinstance(actual, dict) else {}
+        return {k: _project(v, actual.get(k)) for k, v in applied.items() if k not in ("apiVersion", "kind")}
+    return actual

@@ -1,0 +1,158 @@
+"""The `render.py persistent` and `persistent-dirs` commands.
+
+`persistent` validates and applies the PersistentVolumes and claims that
+`k8s.volumes` renders from volumes/ (with --prune it deletes those the layout
+no longer has); `persistent-dirs` creates a node's volume directories over
+ssh. Only the standard library is imported at module level so `render.py
+--help` stays fast; each command imports what it needs.
+"""
+
+import shlex
+import sys
+
+from ..errors import UsageError, raise_all
+from ..nodes.volumes import COMPONENT, HOSTNAME_LABEL, load, mkdir_command, render, select_nodes
+
+COMMANDS = ("persistent", "persistent-dirs")
+DEFAULT_DIR = "volumes"
+
+
+# --- commands ----------------------------------------------------------------
+
+def register(commands, common):
+    """Add `persistent` and `persistent-dirs` to the CLI.
+
+    Parameters:
+        commands: the argparse sub-parsers action of render.py.
+        common: function(parser, applying=True) adding the cluster options (cli._cluster_options).
+    """
+    p = commands.add_parser(
+        "persistent", help="create or update the node-local PersistentVolumes (and claims) of volumes/ "
+                           "on every node of K8S_NODES, in one run")
+    p.add_argument("nodes", nargs="*", metavar="NODE", help="only these nodes of K8S_NODES (default: all)")
+    p.add_argument("--volumes", default=DEFAULT_DIR, metavar="DIR",
+                   help="folder with layout.yaml and claims.yaml (default: %(default)s)")
+    p.add_argument("--check-nodes", action="store_true",
+                   help="first check that the cluster has every node, with a matching hostname label")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the objects (validated for $KUBE_VERSION), do not contact a cluster")
+    p.add_argument("--force-conflicts", action="store_true",
+                   help="take over fields owned by other field managers")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the PVs (of these nodes) and claims this command applied that the layout "
+                        "no longer has; a PV bound to a claim is kept")
+    common(p, applying=False)
+    p.set_defaults(run=cmd_persistent)
+
+    p = commands.add_parser(
+        "persistent-dirs", help="create the volume directories of volumes/layout.yaml on a node, "
+                                "over one ssh connection")
+    p.add_argument("nodes", nargs="*", metavar="NODE", help="node(s) of K8S_NODES to set up")
+    p.add_argument("--all", action="store_true", help="every node of K8S_NODES")
+    p.add_argument("--volumes", default=DEFAULT_DIR, metavar="DIR",
+                   help="folder with layout.yaml (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="print the ssh command, do not run it")
+    p.set_defaults(run=cmd_persistent_dirs)
+
+
+def cmd_persistent(args):
+    from .. import cli
+    from ..core import emit, order, validate
+    from ..cluster.apply import Engine, body
+    from ..cluster.connection import Cluster
+
+    variables = cli.values(cli.load_variables(args))
+    layout = load(args.volumes, variables)
+    nodes = select_nodes(layout, args.nodes)
+    objects = render(layout, nodes)
+    if args.dry_run:
+        report = validate.validate([(o.data, o.source) for o in objects], cli.kube_version(args, variables))
+        raise_all(report.errors)
+        dump = emit.to_json if args.output == "json" else emit.to_plain_yaml
+        sys.stdout.write(dump([body(o) for o in objects]))
+        return 0
+    context = args.context or variables.get("ADMIN_CTX") or None
+    with Cluster(args.kubeconfig, context, pool_size=args.parallel) as cluster:
+        if args.check_nodes:
+            from ..nodes import labels as node_labels
+
+            raise_all(node_labels.check_hostnames(cluster, nodes))
+        version = args.kube_version or cluster.version()
+        report = validate.validate([(o.data, o.source) for o in objects], version)
+        raise_all(report.errors)
+        engine = Engine(lambda component: cluster, parallel=args.parallel,
+                        force=args.force_conflicts, wait=False, timeout=args.timeout,
+                        out=sys.stdout if args.output == "text" else None)
+        run = engine.apply(order.tiers(objects, [COMPONENT]))
+        if args.prune and not run.failed:
+            run.outcomes.extend(prune(engine, cluster, objects, nodes).outcomes)
+        return cli._finish(args, run)
+
+
+def prune(engine, cluster, objects, nodes):
+    """Delete PVs and claims `persistent` applied earlier that the layout no longer has.
+
+    Only objects labelled as applied by this command are looked at; PVs only of `nodes`
+    (a run for some nodes leaves the others' alone); a PV still bound to a claim is kept.
+    """
+    import json
+
+    from ..core import order
+    from ..cluster.apply import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Run
+    from ..core.render import RenderedObject
+
+    wanted = {o.key for o in objects}
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}={COMPONENT}"
+    stale = []
+    for kind in ("PersistentVolume", "PersistentVolumeClaim"):
+        resource = cluster.resource("v1", kind)
+        listing = cluster.call(lambda: cluster.dynamic.get(resource, label_selector=selector, serialize=False))
+        for item in json.loads(listing.data).get("items") or []:
+            labels = item["metadata"].get("labels") or {}
+            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or labels.get(COMPONENT_LABEL) != COMPONENT:
+                continue  # never trust the selector alone with a delete
+            item.update(apiVersion="v1", kind=kind)
+            obj = RenderedObject(item, COMPONENT, source=None)
+            if obj.key in wanted:
+                continue
+            if kind == "PersistentVolume":
+                if not set(_affinity_nodes(item)) & set(nodes):
+                    continue
+                claim = (item.get("spec") or {}).get("claimRef") or {}
+                if (item.get("status") or {}).get("phase") == "Bound":
+                    engine.say(f"{obj.display} kept: no longer in the layout but bound to claim "
+                               f"{claim.get('namespace')}/{claim.get('name')}")
+                    continue
+            stale.append(obj)
+    if not stale:
+        return Run()
+    return engine.delete(order.tiers(stale, [COMPONENT]), done="pruned")
+
+
+def _affinity_nodes(pv):
+    terms = ((((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {})
+             .get("nodeSelectorTerms") or [])
+    return [v for term in terms for e in term.get("matchExpressions") or []
+            if e.get("key") == HOSTNAME_LABEL for v in e.get("values") or []]
+
+
+def cmd_persistent_dirs(args):
+    from .. import cli
+    from ..nodes import remote
+
+    variables = cli.values(cli.load_variables(args))
+    layout = load(args.volumes, variables, need_claims=False)
+    if args.all == bool(args.nodes):
+        raise UsageError("name the node to set up (NODE=kube1.example.com make persistent_dirs), "
+                         "or --all for every node of K8S_NODES")
+    nodes = select_nodes(layout, args.nodes)
+    sudo = remote.sudo_words(variables)
+    for node in nodes:
+        command = mkdir_command(layout, node, sudo)
+        if args.dry_run:
+            print(shlex.join(remote.ssh_argv(node, command, variables)))
+            continue
+        remote.run(node, command, variables)
+        count = len({path for path, _, _ in layout.directories(node)})
+        print(f"{node}: {count} directories under {layout.root}")
+    return 0

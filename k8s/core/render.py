@@ -1,0 +1,338 @@
+"""Render: manifest files plus variables -> Kubernetes objects.
+
+`*.yaml` files take `$NAME`/`${NAME}` references (see `substitute`); the
+values land inside the scalar they were written in and can never add YAML
+structure. When every value a file uses is inert (no quotes, `#`, `: `,
+newlines, ...), plain text substitution is exactly that and the fast parser
+reads the result; otherwise the file is parsed first and each scalar is
+substituted on its own. `*.yaml.j2` files are Jinja2 templates with
+StrictUndefined. Documents decode as kubectl decodes them (`kubeyaml`).
+"""
+
+import contextlib
+import gc
+import os
+from dataclasses import dataclass
+
+from . import kinds, kubeyaml, substitute
+from .components import version_tuple
+from ..errors import UserError, raise_all
+
+
+@dataclass(slots=True)
+class Source:
+    """Where an object came from: file, document and its first line."""
+
+    file: str
+    line: int
+    doc_index: int
+    text: str  # the text the document was parsed from, to find field lines later
+    within: tuple = ()  # the path of the object in its document: ("items", 2) in a List
+
+    def locate(self, path):
+        """Line of the field at JSON `path` (keys and list indexes), or None."""
+        return kubeyaml.line_of(self.text, self.file, self.doc_index, [*self.within, *path])
+
+    def item(self, index):
+        """The source of item `index` (0-based) of the List this document is."""
+        within = ("items", index)
+        line = kubeyaml.line_of(self.text, self.file, self.doc_index, list(within)) or self.line
+        return Source(self.file, line, self.doc_index, self.text, within)
+
+
+@dataclass(slots=True)
+class RenderedObject:
+    """One Kubernetes object, its component and its source."""
+
+    data: dict
+    component: str
+    source: Source
+    default_namespace: str | None = None  # for kinds whose scope only the server knows
+
+    @property
+    def api_version(self):
+        return self.data.get("apiVersion", "")
+
+    @property
+    def kind(self):
+        return self.data.get("kind", "")
+
+    @property
+    def group(self):
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def name(self):
+        return (self.data.get("metadata") or {}).get("name", "")
+
+    @property
+    def namespace(self):
+        return (self.data.get("metadata") or {}).get("namespace")
+
+    @property
+    def key(self):
+        """Identity on the server: group, kind, namespace, name."""
+        data = self.data  # the properties above, inlined: this runs for every object of a render
+        meta = data.get("metadata") or {}
+        return (data.get("apiVersion", "").rpartition("/")[0], data.get("kind", ""),
+                meta.get("namespace") or "", meta.get("name", ""))
+
+    @property
+    def ref(self):
+        """`Kind/name` for messages."""
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def display(self):
+        """kubectl's `kind.group/name` (`deployment.apps/web`, `configmap/settings`)."""
+        group = f".{self.group}" if self.group else ""
+        return f"{self.kind.lower()}{group}/{self.name}"
+
+
+def read_text(path):
+    """File contents as text; an unreadable, binary or non-UTF-8 file is a UserError."""
+    if not os.path.isfile(path):  # a FIFO or a device would block or never end
+        what = "does not exist" if not os.path.lexists(path) else (
+            "is a dangling symlink" if os.path.islink(path) and not os.path.exists(path)
+            else "is not a regular file")
+        raise UserError(what, file=path)
+    try:
+        with open(path, "rb") as f:
+            return decode_text(f.read(), path)
+    except OSError as err:
+        raise UserError(f"cannot read: {err.strerror}", file=path) from None
+
+
+def decode_text(raw, path):
+    """`raw` bytes as text; binary or non-UTF-8 content is a UserError naming `path`."""
+    if b"\0" in raw:
+        raise UserError("binary file, expected YAML text", file=path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise UserError(f"not UTF-8 text (byte 0x{raw[err.start]:02x})", file=path, line=line)
+
+
+def render_file(path, variables):
+    """Documents of one manifest file and the text they were parsed from.
+
+    Parameters:
+        path: a `*.yaml` or `*.yaml.j2` file.
+        variables: name -> value.
+    """
+    text = read_text(path)
+    if path.endswith(".j2"):
+        text = render_jinja(text, path, variables)
+        return kubeyaml.load_all(text, path), text
+    expanded, inert = substitute.expand_inert(text, variables, path)  # raises on undefined names
+    if inert:
+        return kubeyaml.load_all(expanded, path), expanded
+    docs = kubeyaml.load_all_substituting(
+        text, path, lambda scalar: substitute.expand(scalar, variables, path))
+    return docs, text
+
+
+def render_jinja(text, path, variables):
+    """Jinja2 output of `text`; an undefined name is a UserError with its line."""
+    import jinja2  # only when a component has templates: the import costs ~40 ms
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    context = dict(variables)
+    if "KUBE_VERSION" in variables:  # `{% if kube_minor >= 25 %}`: numbers compare right
+        context["kube_minor"] = version_tuple(variables["KUBE_VERSION"])[1]
+    try:
+        return env.from_string(text).render(**context)
+    except jinja2.TemplateSyntaxError as err:
+        raise UserError(f"template syntax: {err.message}", file=path, line=err.lineno)
+    except jinja2.UndefinedError as err:
+        raise UserError(f"undefined variable in template: {err.message}",
+                        file=path, line=_template_line(err))
+    except Exception as err:  # a filter or method failing on a value is still bad input
+        raise UserError(f"template error: {err}", file=path, line=_template_line(err))
+
+
+def _template_line(err):
+    """The template line of a Jinja2 runtime error (Jinja rewrites its traceback)."""
+    line, tb = None, err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def render_components(components, variables, vendor_root="vendor"):
+    """Every object of `components`, in component, file and document order.
+
+    Parameters:
+        components: Component objects, already in the order wanted.
+        variables: name -> value.
+        vendor_root: the folder `make vendor` writes; a component's imports
+            come first, as they are (never substituted), then its own files.
+
+    All problems of all files are collected and raised together, so one run
+    shows every undefined variable and every bad document.
+    """
+    with paused_gc():
+        return _render_components(components, variables, vendor_root)
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """Decoded manifests are trees without reference cycles, kept until the command ends.
+    While thousands are built the cycle collector only walks them again and again (a
+    quarter of the time), and would walk them all once more when re-enabled: so it is
+    paused, and what exists then is frozen out of every later collection (a long-lived
+    process that renders again and again, like the test suite, may `gc.unfreeze()`)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _render_components(components, variables, vendor_root):
+    objects, errors = [], []
+    for component in components:
+        if component.imports:
+            try:
+                objects.extend(_imported(component, vendor_root))
+            except UserError as err:
+                errors.extend(getattr(err, "errors", [err]))
+        for path in component.files:
+            try:
+                docs, text = render_file(path, variables)
+                objects.extend(_objects(docs, text, path, component.name))
+            except UserError as err:
+                errors.extend(getattr(err, "errors", [err]))
+    raise_all(errors)
+    _mirror_images(objects, variables.get("IMAGE_MIRROR", ""))
+    crds = [o.data for o in objects if o.data["kind"] == "CustomResourceDefinition"]
+    namespaces = {c.name: c.namespace for c in components}
+    for obj in objects:
+        obj.default_namespace = namespace = namespaces[obj.component]
+        _namespace(obj, namespace, crds, errors)
+    raise_all(errors)
+    _check_duplicates(objects)
+    return objects
+
+
+def _imported(component, vendor_root):
+    """Objects of a component's vendored upstream files, checked against vendor/lock.yaml."""
+    from . import vendor
+
+    objects = []
+    for path, text in vendor.documents(component, vendor_root):
+        objects.extend(_objects(kubeyaml.load_all(text, path), text, path, component.name))
+    return objects
+
+
+def _mirror_images(objects, mirror):
+    """IMAGE_MIRROR: workload images come from that registry (the rule is in k8s/images.py)."""
+    if mirror:
+        from . import images
+
+        mirror = images.check_mirror(mirror)
+        for obj in objects:
+            images.rewrite(obj.data, mirror)
+
+
+def _objects(docs, text, path, component):
+    if not path.endswith(".j2") and all(d.data is None for d in docs):
+        # kubectl says "no objects passed to apply"; a template may render nothing.
+        raise UserError("no Kubernetes objects in file", file=path)
+    objects, errors = [], []
+    for doc in docs:
+        if doc.data is None:
+            continue  # empty documents are skipped, as kubectl does
+        for data, source in _flatten(doc.data, Source(path, doc.line, doc.index, text), errors):
+            objects.append(RenderedObject(data, component, source))
+    raise_all(errors)
+    return objects
+
+
+def _flatten(data, source, errors):
+    """(object, source) of one document: itself, or each item of a `kind: List`."""
+    if not isinstance(data, dict):
+        errors.append(UserError(f"document {source.doc_index + 1} is {_what(data)}, "
+                                "expected a Kubernetes object", file=source.file, line=source.line))
+        return []
+    if data.get("kind") == "List" and data.get("apiVersion") == "v1":
+        items = data.get("items") or []
+        if not isinstance(items, list):
+            errors.append(UserError(f"the items of a List must be a list, not {_what(items)}",
+                                    file=source.file, line=source.line))
+            return []
+        sources = [source.item(n) for n in range(len(items))]
+        return [(i, where) for n, (i, where) in enumerate(zip(items, sources), 1)
+                if _is_object(i, where, errors, n)]
+    return [(data, source)] if _is_object(data, source, errors) else []
+
+
+def _is_object(data, source, errors, item=None):
+    """Whether `data` has what every object needs; else an error naming what is wrong.
+
+    `item`: its 1-based position when it is an item of a List."""
+    where = f"item {item} of the List: " if item else ""
+    if not isinstance(data, dict):
+        errors.append(UserError(f"{where}{_what(data)}, expected a Kubernetes object",
+                                file=source.file, line=source.line))
+        return False
+    meta = data.get("metadata")
+    if (type(data.get("apiVersion")) is str and type(data.get("kind")) is str and type(meta) is dict
+            and type(meta.get("name")) is str and data["apiVersion"] and data["kind"] and meta["name"]
+            and type(meta.get("namespace", "")) is str):
+        return True
+    fields = {"apiVersion": data.get("apiVersion"), "kind": data.get("kind")}
+    if isinstance(meta, dict):
+        fields["metadata.name"] = meta.get("name")
+        if meta.get("namespace") not in (None, ""):  # both mean "not set", as in kubectl
+            fields["metadata.namespace"] = meta["namespace"]
+    elif meta is not None:
+        fields["metadata"] = meta
+    else:
+        fields["metadata.name"] = None
+    missing = [f for f, v in fields.items() if v is None or v == ""]
+    mistyped = [f"{f} must be {'a mapping' if f == 'metadata' else 'a string'}, not {_what(v)}"
+                for f, v in fields.items() if v not in (None, "") and type(v) is not (dict if f == "metadata" else str)]
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + mistyped
+    kind, name = fields["kind"], fields.get("metadata.name")
+    errors.append(UserError(where + "; ".join(problems), file=source.file, line=source.line,
+                            obj=f"{kind if type(kind) is str and kind else '?'}/"
+                                f"{name if type(name) is str and name else '?'}"))
+    return False
+
+
+def _what(value):
+    return {list: "a list", str: "a string", dict: "a mapping", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _namespace(obj, default, crds, errors):
+    """Give a namespaced object without one the component's `default`; a cluster-scoped
+    object must have none (the server would drop it, and two such objects clash)."""
+    data = obj.data
+    meta = data["metadata"]
+    if meta.get("namespace"):
+        if kinds.is_namespaced(data["apiVersion"], data["kind"], crds) is False:
+            errors.append(UserError(f"{obj.kind} is cluster-scoped: remove metadata.namespace",
+                                    file=obj.source.file, line=obj.source.line, obj=obj.ref))
+    elif default and kinds.is_namespaced(data["apiVersion"], data["kind"], crds):
+        meta["namespace"] = default
+
+
+def _check_duplicates(objects):
+    seen, errors = {}, []
+    for obj in objects:
+        first = seen.setdefault(obj.key, obj)
+        if first is not obj:
+            errors.append(UserError(
+                f"duplicate object, first defined at {first.source.file}:{first.source.line}",
+                file=obj.source.file, line=obj.source.line, obj=obj.ref))
+    raise_all(errors)
+

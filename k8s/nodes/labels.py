@@ -1,0 +1,306 @@
+"""Node labels: the labels declared in volumes/nodes.yaml, kept on the nodes by server-side apply.
+
+volumes/nodes.yaml maps node names to labels (variables work as in manifests):
+
+    labels:
+      kube1.$DOMAIN:
+        service.data-sync: allow
+      kube2.$DOMAIN:
+        service.data-sync: allow
+
+`render.py node-labels` applies, for each node, a Node object holding only its
+name and those labels, under a field manager of its own
+(k8s-toolkit-node-labels). Server-side apply then changes those labels and
+nothing else: not other labels, not the kubelet's, not the node's spec. A
+label this manager applied before and that the map no longer has is removed
+by the server itself, because the manager stops applying it; a node dropped
+from the map gets an apply without labels, which releases all of its. A label
+that another manager set too (`kubectl label` earlier, say) stays when the map
+drops it; the run names the other manager.
+
+Nodes are never created: a node of the map that the cluster does not have is
+an error before anything is written. Module-level imports are the standard
+library's cheapest part only (`render.py --help` imports this module).
+"""
+
+import os
+import re
+
+from ..errors import UserError, raise_all
+
+COMMANDS = ("node-labels",)
+FIELD_MANAGER = "k8s-toolkit-node-labels"
+NODES_FILE = "nodes.yaml"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_NAME = re.compile(_NAME)
+_PREFIX = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
+_NODE_NAME = _PREFIX  # a DNS-1123 subdomain, as node names are
+
+
+def node_name_problem(name):
+    """Why `name` cannot be a Kubernetes node's name (a DNS-1123 subdomain), or None."""
+    if not isinstance(name, str) or not name or len(name) > 253 or not _NODE_NAME.fullmatch(name):
+        return (f"{name!r} is not a node name (a DNS-1123 subdomain: at most 253 lowercase letters, "
+                "digits, '-' and '.', starting and ending with a letter or digit)")
+    return None
+
+
+def label_key_problem(key):
+    """Why `key` is not a valid label key, or None."""
+    if not isinstance(key, str):
+        return f"label key {key!r} must be a string"
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _PREFIX.fullmatch(prefix)):
+        return f"label key {key!r}: the prefix before '/' must be a DNS subdomain (example.com)"
+    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        return (f"label key {key!r}: the name must be at most 63 letters, digits, '-', '_' and '.', "
+                "starting and ending with a letter or digit")
+    return None
+
+
+def label_value_problem(key, value):
+    """Why `value` is not a valid value for label `key`, or None."""
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        return f"label {key}: value {shown} is not a string: quote it (\"{shown}\")"
+    if value is None:
+        return f"label {key}: no value: write \"\" for an empty one"
+    if not isinstance(value, str):
+        return f"label {key}: value must be a string"
+    if value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
+        return (f"label {key}: value {value!r} must be at most 63 letters, digits, '-', '_' and '.', "
+                "starting and ending with a letter or digit")
+    return None
+
+
+def load(directory, variables):
+    """{node name: {label: value}} from `directory`/nodes.yaml, and node -> line."""
+    from .volumes import _load_document
+
+    path = os.path.join(directory, NODES_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"no node labels: {path} not found")
+    data, reader = _load_document(path, variables)
+    if data is None:
+        return {}, {}
+    data = reader.mapping(data, [], "the node labels file", ("labels",))
+    raise_all(reader.errors)
+    labels = data.get("labels") or {}
+    if not isinstance(labels, dict):
+        reader.error(["labels"], "labels must be a mapping of node names to labels")
+        raise_all(reader.errors)
+    wanted, lines = {}, {}
+    for node, node_labels in labels.items():
+        lines[node] = reader.line(["labels", node])
+        problem = node_name_problem(node)
+        if problem:
+            reader.error(["labels", node], f"node {problem}{reader.origin(['labels', node])}")
+            continue
+        if node_labels is None:
+            node_labels = {}
+        if not isinstance(node_labels, dict):
+            reader.error(["labels", node], f"node {node}: labels must be a mapping (key: value)")
+            continue
+        for key, value in node_labels.items():
+            problem = label_key_problem(key) or label_value_problem(key, value)
+            if problem:
+                reader.error(["labels", node, key], f"node {node}: {problem}")
+        wanted[str(node)] = {str(k): v for k, v in node_labels.items()}
+    raise_all(reader.errors)
+    return wanted, lines
+
+
+# --- the cluster's nodes ----------------------------------------------------
+
+def list_nodes(cluster):
+    """Every Node of the cluster (one LIST), by name."""
+    import json
+
+    resource = cluster.resource("v1", "Node")
+    if resource is None:
+        raise UserError(f"the API server {cluster.url} does not serve v1 Node")
+    listing = cluster.call(lambda: cluster.dynamic.get(resource, serialize=False))
+    return {item["metadata"]["name"]: item for item in json.loads(listing.data).get("items") or []}
+
+
+def check_hostnames(cluster, names):
+    """Errors for each of `names` that no node of the cluster carries as its hostname label.
+
+    A PersistentVolume's node affinity selects `kubernetes.io/hostname` = the node's name in
+    K8S_NODES: a node that is missing, or whose hostname label differs, never gets its volumes.
+    """
+    found = list_nodes(cluster)
+    hostnames = {(n["metadata"].get("labels") or {}).get(HOSTNAME_LABEL) for n in found.values()}
+    errors = []
+    for name in names:
+        if name in hostnames:
+            continue
+        if name in found:
+            actual = (found[name]["metadata"].get("labels") or {}).get(HOSTNAME_LABEL)
+            errors.append(UserError(f"node {name} has label {HOSTNAME_LABEL}={actual}: its volumes, "
+                                    f"which select {HOSTNAME_LABEL}={name}, could never be used"))
+        else:
+            errors.append(UserError(f"node {name} of K8S_NODES is not in the cluster (context "
+                                    f"{cluster.context}; it has {', '.join(sorted(found)) or 'no nodes'})"))
+    return errors
+
+
+def owned_labels(node, manager):
+    """Label keys `manager` holds by apply on `node`, per its managedFields."""
+    owned = set()
+    for entry in node["metadata"].get("managedFields") or []:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
+            owned.update(k[2:] for k in fields if k.startswith("f:"))
+    return owned
+
+
+def other_owners(node, key, manager):
+    """Managers other than `manager` that hold label `key` on `node`."""
+    owners = []
+    for entry in node["metadata"].get("managedFields") or []:
+        fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
+        if entry.get("manager") != manager and f"f:{key}" in fields and entry.get("manager") not in owners:
+            owners.append(entry.get("manager"))
+    return owners
+
+
+# --- applying ---------------------------------------------------------------
+
+def plan(wanted, nodes):
+    """(node name, labels to apply) for every node: the map's, then nodes this manager labelled
+    before that the map no longer names (applied with no labels, which releases them)."""
+    steps = [(name, wanted[name]) for name in wanted]
+    steps += [(name, {}) for name in sorted(nodes)
+              if name not in wanted and owned_labels(nodes[name], FIELD_MANAGER)]
+    return steps
+
+
+def node_body(name, labels):
+    metadata = {"name": name}
+    if labels:
+        metadata["labels"] = dict(labels)
+    return {"apiVersion": "v1", "kind": "Node", "metadata": metadata}
+
+
+def apply_labels(cluster, steps, nodes, force=False, dry_run=False, parallel=4, say=None):
+    """Apply each step; returns an apply.Run with one Outcome per node."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import json
+
+    from ..cluster.apply import Outcome, Run
+    from ..cluster.connection import ApiError
+    from ..core.render import RenderedObject, Source
+
+    resource = cluster.resource("v1", "Node")
+
+    def one(step):
+        name, labels = step
+        obj = RenderedObject(node_body(name, labels), "node-labels", Source(NODES_FILE, 1, 0, ""))
+        params = {"field_manager": FIELD_MANAGER, "serialize": False}
+        if force:
+            params["force_conflicts"] = True
+        if dry_run:
+            params["dry_run"] = "All"
+        before = nodes[name]
+        try:
+            response = cluster.call(lambda: cluster.dynamic.server_side_apply(
+                resource, body=obj.data, name=name, **params), obj=obj.ref)
+        except ApiError as err:
+            hint = "; --force-conflicts takes the labels over" \
+                if err.status == 409 and "--force-conflicts" not in err.message else ""
+            return Outcome(obj, "failed", err.message + hint), []
+        after = json.loads(response.data)
+        return _outcome(obj, before, after, labels, dry_run), _notes(name, before, after, labels)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(steps) or 1))) as pool:
+        results = list(pool.map(one, steps))
+    run = Run()
+    for outcome, notes in results:
+        run.outcomes.append(outcome)
+        if say:
+            say(outcome.line())
+            for note in notes:
+                say(note)
+    return run
+
+
+def _outcome(obj, before, after, labels, dry_run):
+    """The node's Outcome: what changed of the labels this run applies or releases.
+
+    Only those labels and who holds them by this manager's apply count. A resourceVersion
+    says nothing here: a kubelet's status update or a controller's write between the LIST
+    and the apply changes it while this run changed nothing, and other labels may change
+    meanwhile too (not this run's doing).
+    """
+    from ..cluster.apply import Outcome
+
+    old = before["metadata"].get("labels") or {}
+    new = after["metadata"].get("labels") or {}
+    held_before = owned_labels(before, FIELD_MANAGER)
+    ours = set(labels) | held_before
+    changes = [f"+{k}={new[k]}" if k not in old else f"{k}={old[k]}->{new[k]}"
+               for k in sorted(ours) if k in new and old.get(k) != new[k]]
+    changes += [f"-{k}" for k in sorted(ours) if k in old and k not in new]
+    same = not changes and owned_labels(after, FIELD_MANAGER) == held_before
+    result = "unchanged" if same else "configured"
+    if dry_run:
+        result += " (server dry run)"
+    message = ", ".join(changes) or ("" if same else "no label changed, only who manages them")
+    return Outcome(obj, result, message, response=after)
+
+
+def _notes(name, before, after, labels):
+    """Labels dropped from the map that stay on the node because another manager holds them."""
+    notes = []
+    current = after["metadata"].get("labels") or {}
+    for key in sorted(owned_labels(before, FIELD_MANAGER) - set(labels)):
+        if key in current:
+            owners = other_owners(after, key, FIELD_MANAGER) or other_owners(before, key, FIELD_MANAGER)
+            notes.append(f"note: node/{name}: label {key} stays, also set by "
+                         f"{', '.join(owners) or 'another field manager'}; remove it with "
+                         f"kubectl label node {name} {key}-")
+    return notes
+
+
+# --- command ----------------------------------------------------------------
+
+def register(commands, common):
+    """Add `node-labels` to the CLI.
+
+    Parameters:
+        commands: the argparse sub-parsers action of render.py.
+        common: function(parser, applying=True) adding the cluster options (cli._cluster_options).
+    """
+    p = commands.add_parser(
+        "node-labels", help="apply the node labels of volumes/nodes.yaml (server-side apply, labels only; "
+                            "labels dropped from the file are removed)")
+    p.add_argument("--volumes", default="volumes", metavar="DIR",
+                   help="folder with nodes.yaml (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="server-side dry run: show what would change")
+    p.add_argument("--force-conflicts", action="store_true",
+                   help="take over labels that other field managers set to other values")
+    common(p, applying=False)
+    p.set_defaults(run=cmd_node_labels)
+
+
+def cmd_node_labels(args):
+    from .. import cli
+    from ..cluster.connection import Cluster
+
+    variables = cli.values(cli.load_variables(args))
+    wanted, lines = load(args.volumes, variables)
+    context = args.context or variables.get("ADMIN_CTX") or None
+    with Cluster(args.kubeconfig, context, pool_size=args.parallel) as cluster:
+        nodes = list_nodes(cluster)
+        path = f"{args.volumes.rstrip('/')}/{NODES_FILE}"
+        raise_all([UserError(f"node {name} is not in the cluster (context {cluster.context}; it has "
+                             f"{', '.join(sorted(nodes)) or 'no nodes'})", file=path, line=lines.get(name))
+                   for name in wanted if name not in nodes])
+        run = apply_labels(cluster, plan(wanted, nodes), nodes, force=args.force_conflicts,
+                           dry_run=args.dry_run, parallel=args.parallel,
+                           say=(lambda text: print(text, flush=True)) if args.output == "text" else None)
+    return cli._finish(args, run)
