@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 import yaml_rs  # noqa: E402
 
-from k8s.core import components, render, substitute, validate  # noqa: E402
+from k8s.core import components, files, render, substitute, validate  # noqa: E402
 
 FILES, DOCS_PER_FILE, COMPONENTS = 1000, 10, 10
 VARIABLES = {"K8S_NAMESPACE": "bench", "REGISTRY": "registry.example.com", "VERSION_APP": "1.4.2",
@@ -148,7 +148,7 @@ def main(repeat=5):
         t_envsubst = median_time(lambda: envsubst_per_file(paths), max(1, repeat // 2))
         t_render = median_time(render_tree, repeat)
         t_validate = median_time(render_and_validate, repeat)
-        substituted = [substitute.expand(render.read_text(path), VARIABLES) for path in paths]
+        substituted = [substitute.expand(files.read_text(path), VARIABLES) for path in paths]
         t_parser = median_time(lambda: parse_only(substituted), repeat)
 
     python = sys.executable

@@ -14,7 +14,7 @@ import stat
 import pytest
 import yaml
 
-from k8s import cli
+from k8s import steps
 from k8s.nodes import audit
 
 from .conftest import in_process, needs_root
@@ -278,7 +278,7 @@ def test_out_onto_a_file_is_one_error_line(tmp_path):
 
     (tmp_path / "taken").write_text("")
     with pytest.raises(UserError, match=r"taken: cannot write: File exists$"):
-        cli.write_files(str(tmp_path / "taken"), {"a.yaml": "a: 1\n"})
+        steps.write_files(str(tmp_path / "taken"), {"a.yaml": "a: 1\n"})
 
 
 # --- the policy in a real kube-apiserver --------------------------------------------------------

@@ -763,7 +763,7 @@ def test_mask_hides_secret_values_only():
     assert secrets.mask({"kind": "List", "items": [secret, config]})["items"] == [masked, config]
 
 
-def test_register_adds_the_subcommands_to_any_parser():
+def test_register_adds_the_subcommands():
     import argparse
 
     from k8s import cli
@@ -775,11 +775,9 @@ def test_register_adds_the_subcommands_to_any_parser():
     assert (args.run, args.names, args.context, args.force_conflicts) == (secrets_cli.cmd_apply, ["db"], "c", True)
     args = parser.parse_args(["secrets", "create", "db", "--from-literal", "a=b", "--from-file", "f"])
     assert (args.run, args.from_literal, args.from_file, args.edit) == (secrets_cli.cmd_create, ["a=b"], ["f"], None)
-    assert secrets_cli.register(commands) is commands.choices["secrets"]  # registering twice is harmless
 
     full = cli.build_parser()
     commands = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
-    secrets_cli.register(commands, cli._cluster_options)
     args = full.parse_args(["secrets", "list", "--kubeconfig", "k", "-o", "json"])
     assert (args.run, args.kubeconfig, args.output) == (secrets_cli.cmd_list, "k", "json")
     for sub in ("gen-gpg", "gen-age", "sops-config", "create", "edit", "apply", "list", "rotate", "check"):

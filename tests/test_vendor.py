@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from k8s.core import components, images, kubeyaml, render, substitute, validate, vendor
+from k8s.commands import vendor as vendor_command
 from k8s.errors import UserError
 
 from .conftest import ROOT
@@ -468,7 +469,7 @@ def test_register_adds_the_vendor_command(checkout, upstream, monkeypatch, capsy
     parser.add_argument("--vars-file")
     parser.add_argument("--manifests", default="manifests")
     commands = parser.add_subparsers(dest="command")
-    vendor.register(commands, lambda p, applying=True: None)
+    vendor_command.register(commands)
     args = parser.parse_args(["vendor", "--timeout", "5", "widgets"])
     assert (args.update, args.components) == (False, ["widgets"])
     monkeypatch.delenv("VARS_FILE", raising=False)

@@ -360,13 +360,12 @@ def test_the_modules_import_only_the_standard_library_at_start_up():
 
 
 def test_register_adds_the_commands():
-    from k8s import cli
-    from k8s.nodes import labels as nodes
+    from k8s.commands import node_labels
 
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command")
-    volumes_cli.register(commands, cli._cluster_options)
-    nodes.register(commands, cli._cluster_options)
+    volumes_cli.register(commands)
+    node_labels.register(commands)
     assert set(commands.choices) == {"persistent", "persistent-dirs", "node-labels"}
     args = parser.parse_args(["persistent", "kube1", "--check-nodes", "--prune", "--context", "c"])
     assert (args.run, args.nodes, args.check_nodes, args.prune, args.context) == \
@@ -374,7 +373,7 @@ def test_register_adds_the_commands():
     args = parser.parse_args(["persistent-dirs", "kube1", "--dry-run"])
     assert (args.run, args.nodes, args.dry_run) == (volumes_cli.cmd_persistent_dirs, ["kube1"], True)
     args = parser.parse_args(["node-labels", "--force-conflicts", "--dry-run"])
-    assert (args.run, args.force_conflicts, args.dry_run) == (nodes.cmd_node_labels, True, True)
+    assert (args.run, args.force_conflicts, args.dry_run) == (node_labels.cmd_node_labels, True, True)
 
 
 # --- persistent against the real control plane --------------------------------------

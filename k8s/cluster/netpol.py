@@ -13,7 +13,6 @@ version and prints that warning (see `register`).
 """
 
 import json
-import sys
 
 DAEMONSETS_PATH = "/apis/apps/v1/daemonsets"
 NETWORK_POLICIES_PATH = "/apis/networking.k8s.io/v1/networkpolicies"
@@ -149,45 +148,3 @@ def enforcement_warning(cluster, objects):
     A context that may not list DaemonSets (403) gets a "cannot tell" line, not an error.
     """
     return enforcement(cluster, objects)[0]
-
-
-# --- the `check` subcommand ------------------------------------------------
-
-def register(commands, common):
-    """Add `check` to render.py's subcommands.
-
-    Parameters:
-        commands: the argparse subparsers object of render.py.
-        common: cli's `_cluster_options(parser, applying=False)`, which adds --context,
-            --kubeconfig, --parallel, --timeout and -o.
-    """
-    p = commands.add_parser("check", help="warn when NetworkPolicies exist or are about to be "
-                                          "applied while no agent enforces them")
-    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
-    common(p, applying=False)
-    p.set_defaults(run=cmd_check)
-    return p
-
-
-def cmd_check(args):
-    """Render the components for the cluster's version and report on policy enforcement.
-
-    The warning goes to stderr as `warning: …`; the all-clear note to stdout. Exit 0 either
-    way (a warning is not a failure); render and validation errors exit 1 as elsewhere.
-    """
-    from .. import cli
-    from .connection import Cluster
-
-    v = cli.values(cli.load_variables(args))
-    context = args.context or v.get("ADMIN_CTX") or None
-    with Cluster(args.kubeconfig, context, pool_size=getattr(args, "parallel", 4)) as cluster:
-        version = args.kube_version or cluster.version()
-        _, _, objects, _, _ = cli.render_and_validate(args, variable_values=v, version=version)
-        warning, note = enforcement(cluster, objects)
-    if getattr(args, "output", "text") == "json":
-        print(json.dumps({"warning": warning, "note": note}))
-    elif warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    else:
-        print(note)
-    return 0

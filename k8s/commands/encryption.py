@@ -11,7 +11,9 @@ import sys
 from ..nodes.encryption import (DEFAULTS, FRAGMENT_FILE, KEY_BYTES, KEY_FILE, MASK, RESTART_HINT, Key, KeyFile,
                          add, check_provider, config_path, config_text, copy_to_node, describe_keys, drop,
                          fragment, generate, name_order, promote, resources)
-from ..errors import UsageError, UserError
+from .. import steps
+from ..errors import UserError
+from .options import cluster_options, target_nodes
 
 COMMANDS = ("encryption", "encryption-config")
 STEPS = ("add", "promote", "rewrite", "drop")
@@ -63,7 +65,6 @@ def cmd_key(args):
 
 
 def cmd_config(args):
-    from .. import cli
     from ..core import emit
 
     ws = _workspace(args)
@@ -79,9 +80,9 @@ def cmd_config(args):
         return 0
     labels, _ = keyfile.labels()
     keys = [Key(p, n, MASK) for p, n in labels]
-    version = cli.kube_version(args, v)
+    version = steps.kube_version(args, v)
     frag = emit.to_yaml([fragment(path, version)])
-    target, = cli.write_files(args.out, {FRAGMENT_FILE: frag})
+    target, = steps.write_files(args.out, {FRAGMENT_FILE: frag})
     sys.stdout.write(config_text(keys, names, path,
                                  note="keys masked: `make encryption_install` copies the real file"))
     sys.stdout.write(f"# kubeadm ClusterConfiguration fragment for Kubernetes {version}, "
@@ -111,14 +112,6 @@ def _install(ws, keyfile, nodes, dry_run):
         raise ws.scrub.error(err) from None
     finally:
         del content
-
-
-def target_nodes(args, target):
-    """The NODE arguments of an install command; `target` names its make target in the hint."""
-    if not args.nodes:
-        raise UsageError(f"name the control-plane node: NODE=kube1.example.com make {target} "
-                         "(render.py takes several)")
-    return args.nodes
 
 
 def cmd_install(args):
@@ -239,16 +232,8 @@ def _rotate_rewrite(args, ws, keyfile):
 
 # --- command line -----------------------------------------------------------------------------------
 
-def register(commands, common=None):
-    """Add `encryption …` and `encryption-config` to render.py's sub-parsers action `commands`.
-
-    Parameters:
-        commands: what `parser.add_subparsers()` returned.
-        common: cli._cluster_options (adds --context, --kubeconfig, … ; called with
-            applying=False) for the rewrite. None: a minimal set of our own.
-    """
-    if set(COMMANDS) & set(getattr(commands, "choices", {}) or {}):
-        return commands.choices.get("encryption")
+def register(commands):
+    """Add `encryption …` and `encryption-config` to render.py's sub-parsers action `commands`."""
 
     def secrets_dir(p):
         p.add_argument("--dir", dest="secrets_dir", default="secrets", metavar="DIR",
@@ -283,11 +268,7 @@ def register(commands, common=None):
                    help="after add, promote or drop: install the new config on this node (repeatable)")
     p.add_argument("--force", action="store_true", help="drop even though no rewrite was recorded")
     secrets_dir(p)
-    if common is not None:
-        common(p, applying=False)
-    else:
-        p.add_argument("--context", help="kubeconfig context (default: $ADMIN_CTX)")
-        p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    cluster_options(p, applying=False)
     p.set_defaults(run=cmd_rotate)
     return parser
 

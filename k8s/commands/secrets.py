@@ -11,7 +11,8 @@ import json
 import os
 import sys
 
-from ..secrets.files import (KEY_NAME, LOCAL_ONLY, NAME, SECRETS_DIR, TEMPLATE_KEY, TEMPLATE_VALUE, Workspace,
+from .options import cluster_options
+from ..secrets.files import (KEY_NAME, LOCAL_ONLY, NAME, SECRETS_DIR, TEMPLATE_KEY, TEMPLATE_VALUE, Workspace, write_new,
                       as_data, decode, decoded_values, digest, out, refuse_unencrypted, secret_files,
                       unencrypted)
 
@@ -227,7 +228,7 @@ def cmd_create(args):
         ciphertext = ws.sops.encrypt(text.encode("utf-8"), path)
     except UserError as err:
         raise ws.scrub.error(err) from None
-    _write_new(path, ciphertext)
+    write_new(path, ciphertext)
     if edit:
         try:
             changed = ws.sops.edit(path)
@@ -298,21 +299,6 @@ def _ssh_keypair(comment):
 def _remove_if_template(ws, path, had_values):
     if not had_values and os.path.exists(path):
         os.remove(path)
-
-
-def _write_new(path, content):
-    """Write `content` to a new file; an existing one is never replaced."""
-    from ..errors import UserError
-
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise UserError("exists and is never overwritten", file=path) from None
-    except OSError as err:
-        raise UserError(f"cannot write: {err.strerror}", file=path) from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(content)
 
 
 def _say_created(ws, path, loaded):
@@ -567,32 +553,14 @@ def cmd_check(args):
 
 # --- command line ------------------------------------------------------------------------
 
-def register(commands, common=None):
-    """Add `secrets SUBCOMMAND …` to the subparsers action `commands` of render.py.
-
-    Parameters:
-        commands: what `parser.add_subparsers()` returned.
-        common: cli._cluster_options (adds --context, --kubeconfig, --parallel,
-            --timeout, -o to a parser; called with applying=False). None: ours.
-    """
-    if "secrets" in getattr(commands, "choices", {}):
-        return commands.choices["secrets"]
+def register(commands):
+    """Add `secrets SUBCOMMAND …` to the subparsers action `commands` of render.py."""
     parser = commands.add_parser("secrets", help="sops-encrypted Secrets in secrets/: keys, create, "
                                                  "apply, list, rotate")
     parser.add_argument("--dir", dest="secrets_dir", default=SECRETS_DIR, metavar="DIR",
                         help="folder of the encrypted files and their .sops.yaml (default: %(default)s)")
     sub = parser.add_subparsers(dest="secrets_command", metavar="SUBCOMMAND")
     sub.required = True
-
-    def cluster_options(p):
-        if common is not None:
-            common(p, applying=False)
-        else:
-            p.add_argument("--context", help="kubeconfig context (default: $ADMIN_CTX)")
-            p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-            p.add_argument("--parallel", type=int, default=8, metavar="N")
-            p.add_argument("--timeout", type=float, default=300, metavar="SECONDS")
-            p.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
     p = sub.add_parser("gen-gpg", help="create (or reuse) the GPG key for secrets, without prompts")
     p.add_argument("--key-type", choices=("rsa4096", "rsa3072", "ed25519"),
@@ -644,13 +612,13 @@ def register(commands, common=None):
     p.add_argument("--force-conflicts", action="store_true",
                    help="take over fields set by other field managers (e.g. kubectl create)")
     p.add_argument("--dry-run", action="store_true", help="server-side dry run, nothing is changed")
-    cluster_options(p)
+    cluster_options(p, applying=False)
     p.set_defaults(run=cmd_apply)
 
     p = sub.add_parser("list", help="each file: its keys, recipients and whether the cluster has it")
     p.add_argument("--no-cluster", action="store_true", help="do not decrypt or ask the cluster")
     p.add_argument("--allow-kind", action="append", metavar="KIND", help=argparse.SUPPRESS)
-    cluster_options(p)
+    cluster_options(p, applying=False)
     p.set_defaults(run=cmd_list)
 
     p = sub.add_parser("rotate", help="re-encrypt secrets for the recipients of .sops.yaml")

@@ -10,8 +10,10 @@ ssh. Only the standard library is imported at module level so `render.py
 import shlex
 import sys
 
+from .. import steps
 from ..errors import UsageError, raise_all
 from ..nodes.volumes import COMPONENT, HOSTNAME_LABEL, load, mkdir_command, render, select_nodes
+from .options import cluster_options
 
 COMMANDS = ("persistent", "persistent-dirs")
 DEFAULT_DIR = "volumes"
@@ -19,13 +21,8 @@ DEFAULT_DIR = "volumes"
 
 # --- commands ----------------------------------------------------------------
 
-def register(commands, common):
-    """Add `persistent` and `persistent-dirs` to the CLI.
-
-    Parameters:
-        commands: the argparse sub-parsers action of render.py.
-        common: function(parser, applying=True) adding the cluster options (cli._cluster_options).
-    """
+def register(commands):
+    """Add `persistent` and `persistent-dirs` to the CLI."""
     p = commands.add_parser(
         "persistent", help="create or update the node-local PersistentVolumes (and claims) of volumes/ "
                            "on every node of K8S_NODES, in one run")
@@ -41,7 +38,7 @@ def register(commands, common):
     p.add_argument("--prune", action="store_true",
                    help="delete the PVs (of these nodes) and claims this command applied that the layout "
                         "no longer has; a PV bound to a claim is kept")
-    common(p, applying=False)
+    cluster_options(p, applying=False)
     p.set_defaults(run=cmd_persistent)
 
     p = commands.add_parser(
@@ -56,17 +53,16 @@ def register(commands, common):
 
 
 def cmd_persistent(args):
-    from .. import cli
     from ..core import emit, order, validate
     from ..cluster.apply import Engine, body
     from ..cluster.connection import Cluster
 
-    variables = cli.values(cli.load_variables(args))
+    variables = steps.read_values(args)
     layout = load(args.volumes, variables)
     nodes = select_nodes(layout, args.nodes)
     objects = render(layout, nodes)
     if args.dry_run:
-        report = validate.validate([(o.data, o.source) for o in objects], cli.kube_version(args, variables))
+        report = validate.validate([(o.data, o.source) for o in objects], steps.kube_version(args, variables))
         raise_all(report.errors)
         dump = emit.to_json if args.output == "json" else emit.to_plain_yaml
         sys.stdout.write(dump([body(o) for o in objects]))
@@ -86,7 +82,7 @@ def cmd_persistent(args):
         run = engine.apply(order.tiers(objects, [COMPONENT]))
         if args.prune and not run.failed:
             run.outcomes.extend(prune(engine, cluster, objects, nodes).outcomes)
-        return cli._finish(args, run)
+        return steps.finish(args, run)
 
 
 def prune(engine, cluster, objects, nodes):
@@ -137,10 +133,9 @@ def _affinity_nodes(pv):
 
 
 def cmd_persistent_dirs(args):
-    from .. import cli
     from ..nodes import remote
 
-    variables = cli.values(cli.load_variables(args))
+    variables = steps.read_values(args)
     layout = load(args.volumes, variables, need_claims=False)
     if args.all == bool(args.nodes):
         raise UsageError("name the node to set up (NODE=kube1.example.com make persistent_dirs), "

@@ -133,7 +133,7 @@ def _listdir(path):
 
 
 def _apply_settings(component, settings_path, variables):
-    from .render import read_text  # render imports this module
+    from .files import read_text
 
     text = read_text(settings_path)
     substitute.expand(text, variables, settings_path)  # every undefined name, with its position

@@ -11,11 +11,11 @@ StrictUndefined. Documents decode as kubectl decodes them (`kubeyaml`).
 
 import contextlib
 import gc
-import os
 from dataclasses import dataclass
 
 from . import kinds, kubeyaml, substitute
 from .components import version_tuple
+from .files import read_text
 from ..errors import UserError, raise_all
 
 
@@ -87,31 +87,6 @@ class RenderedObject:
         """kubectl's `kind.group/name` (`deployment.apps/web`, `configmap/settings`)."""
         group = f".{self.group}" if self.group else ""
         return f"{self.kind.lower()}{group}/{self.name}"
-
-
-def read_text(path):
-    """File contents as text; an unreadable, binary or non-UTF-8 file is a UserError."""
-    if not os.path.isfile(path):  # a FIFO or a device would block or never end
-        what = "does not exist" if not os.path.lexists(path) else (
-            "is a dangling symlink" if os.path.islink(path) and not os.path.exists(path)
-            else "is not a regular file")
-        raise UserError(what, file=path)
-    try:
-        with open(path, "rb") as f:
-            return decode_text(f.read(), path)
-    except OSError as err:
-        raise UserError(f"cannot read: {err.strerror}", file=path) from None
-
-
-def decode_text(raw, path):
-    """`raw` bytes as text; binary or non-UTF-8 content is a UserError naming `path`."""
-    if b"\0" in raw:
-        raise UserError("binary file, expected YAML text", file=path)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise UserError(f"not UTF-8 text (byte 0x{raw[err.start]:02x})", file=path, line=line)
 
 
 def render_file(path, variables):

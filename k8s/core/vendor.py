@@ -41,7 +41,7 @@ import re
 import sys
 from collections import namedtuple
 
-from ..errors import UsageError, UserError, raise_all
+from ..errors import UserError, raise_all
 
 VENDOR_DIR = "vendor"
 LOCK_FILE = "lock.yaml"
@@ -294,7 +294,7 @@ def documents(component, vendor_root):
 
 
 def _text(raw, path):
-    from .render import decode_text
+    from .files import decode_text
 
     return decode_text(raw, path)
 
@@ -541,45 +541,3 @@ def _size(n):
         if n < 1024 or unit == "MiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-
-
-# --- command line -----------------------------------------------------------
-
-def register(commands, common=None):
-    """Add `vendor` to render.py's subcommands.
-
-    Parameters:
-        commands: the argparse subparsers object of render.py.
-        common: cli's `_cluster_options`, as the other modules get it; unused,
-            since vendoring talks to no cluster.
-    """
-    p = commands.add_parser("vendor", help="download the upstream manifests that components import "
-                                           "into vendor/ and pin them in vendor/lock.yaml")
-    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
-    p.add_argument("--update", action="store_true",
-                   help="download every file again and accept changed upstream contents")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help="network timeout per connection and read (default: %(default)s)")
-    p.set_defaults(run=cmd_vendor)
-    return p
-
-
-def cmd_vendor(args):
-    """`render.py vendor`: vendor the named components (all by default), whatever their versions."""
-    import math
-
-    from .. import cli
-    from . import components
-
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-    found = components.discover(args.manifests, cli.values(cli.load_variables(args)))
-    names = list(args.components or [])
-    unknown = sorted(set(names) - {c.name for c in found})
-    if unknown:
-        raise UsageError(f"unknown component {', '.join(unknown)} "
-                         f"(known: {', '.join(c.name for c in found)})")
-    selected = [c for c in found if not names or c.name in names]
-    vendor(selected, vendor_dir(args.manifests), update=args.update, timeout=args.timeout,
-           complete=not names)
-    return 0

@@ -34,7 +34,6 @@ Only the standard library is imported at module level.
 """
 
 import posixpath
-import sys
 
 from ..errors import UserError
 
@@ -259,7 +258,7 @@ def fragment(variables, kube_version=None):
              ("audit-log-maxsize", value["AUDIT_LOG_MAXSIZE"])]
     volumes = [{"name": "audit-policy", "hostPath": policy_dir, "mountPath": policy_dir,
                 "readOnly": True, "pathType": "DirectoryOrCreate"}]
-    log_dir = _log_dir(value)
+    log_dir = log_dir_of(value)
     if log_dir:
         if log_dir == policy_dir:
             raise UserError("AUDIT_LOG_PATH must be in another folder than AUDIT_POLICY_PATH "
@@ -269,79 +268,5 @@ def fragment(variables, kube_version=None):
     return cluster_configuration(flags, volumes, kube_version)
 
 
-def _log_dir(value):
+def log_dir_of(value):
     return None if value["AUDIT_LOG_PATH"] == "-" else posixpath.dirname(value["AUDIT_LOG_PATH"]) or "/"
-
-
-# --- commands --------------------------------------------------------------------------------------
-
-def _variables(args):
-    from .. import cli
-
-    return cli.values(cli.load_variables(args))
-
-
-def cmd_policy(args):
-    from .. import cli
-    from ..core import emit
-
-    v = _variables(args)
-    version = cli.kube_version(args, v)
-    text = policy_text()
-    problems = check(policy())
-    if problems:  # a bug here, never the user's input
-        raise UserError(f"the generated audit policy is invalid: {'; '.join(problems)}")
-    frag = emit.to_yaml([fragment(v, version)])
-    policy_path, fragment_path = cli.write_files(args.out, {POLICY_FILE: text, FRAGMENT_FILE: frag})
-    value = settings(v)
-    print(f"wrote {policy_path} and {fragment_path} (Kubernetes {version})")
-    print(f"next: `NODE=<control-plane node> make audit_install` on each one (puts the policy at "
-          f"{value['AUDIT_POLICY_PATH']}), then merge {fragment_path} into kubeadm's "
-          "ClusterConfiguration; kube-apiserver restarts when its manifest changes")
-    return 0
-
-
-def cmd_install(args):
-    from .encryption import copy_to_node
-    from ..commands.encryption import target_nodes
-
-    target_nodes(args, "audit_install")
-    v = _variables(args)
-    value = settings(v)
-    content = policy_text().encode("utf-8")
-    log_dir = _log_dir(value)
-    for node in args.nodes:
-        copy_to_node(node, value["AUDIT_POLICY_PATH"], content, v, folders=[log_dir] if log_dir else [],
-                     dry_run=args.dry_run)
-        if not args.dry_run:
-            print(f"{node}: {value['AUDIT_POLICY_PATH']} (root, mode 0600)"
-                  + (f", log folder {log_dir} (mode 0700 when new)" if log_dir else ""), flush=True)
-    if args.dry_run:
-        print("(dry run: the policy would go through ssh's standard input; nothing was copied)",
-              file=sys.stderr, flush=True)
-    return 0
-
-
-def register(commands, common=None):
-    """Add `audit-policy` and `audit install` to render.py's sub-parsers action `commands`.
-
-    Parameters:
-        commands: what `parser.add_subparsers()` returned.
-        common: unused (no cluster options); accepted like the other modules' register.
-    """
-    if set(COMMANDS) & set(getattr(commands, "choices", {}) or {}):
-        return commands.choices.get("audit")
-    p = commands.add_parser("audit-policy", help="write the API audit policy and its kubeadm fragment "
-                                                 "into build/")
-    p.add_argument("--out", metavar="DIR", default="build")
-    p.set_defaults(run=cmd_policy)
-
-    parser = commands.add_parser("audit", help="API audit logging on the control-plane nodes")
-    sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
-    sub.required = True
-    p = sub.add_parser("install", help="copy the audit policy to control-plane nodes over ssh (root, 0600)")
-    p.add_argument("nodes", nargs="*", metavar="NODE")
-    p.add_argument("--dry-run", action="store_true", help="print the ssh command, copy nothing")
-    p.set_defaults(run=cmd_install)
-    return parser
-

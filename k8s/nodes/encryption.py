@@ -477,9 +477,9 @@ class KeyFile:
             raise self.ws.scrub.error(err) from None
 
     def create(self, keys):
-        from ..commands import secrets as secrets_cli
+        from ..secrets.files import write_new
 
-        secrets_cli._write_new(self.path, self._ciphertext(keys, None))
+        write_new(self.path, self._ciphertext(keys, None))
 
     def save(self, keys, rewritten=None):
         """Replace the file with a new encryption of `keys` (ciphertext only touches the disk)."""

@@ -424,7 +424,8 @@ def _show(value):
 
 def _load_document(path, variables):
     """The one mapping a volumes/ file holds, with its reader; None if the file is empty."""
-    from ..core.render import read_text, render_file
+    from ..core.files import read_text
+    from ..core.render import render_file
 
     try:
         raw = read_text(path)

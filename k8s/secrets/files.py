@@ -429,9 +429,9 @@ class Workspace:
     @property
     def variables(self):
         if self._variables is None:
-            from .. import cli
+            from ..core.settings import read_values
 
-            self._variables = cli.values(cli.load_variables(self.args))
+            self._variables = read_values(self.args)
         return self._variables
 
     @property
@@ -504,9 +504,9 @@ class Workspace:
         return loaded
 
     def kube_version(self):
-        from .. import cli
+        from ..core.settings import kube_version
 
-        return cli.kube_version(self.args, dict(self.variables))
+        return kube_version(self.args, dict(self.variables))
 
     def cluster(self):
         from ..cluster.connection import Cluster
@@ -530,3 +530,18 @@ def _check_duplicates(objects):
 
 def out(text=""):
     print(text, flush=True)
+
+
+def write_new(path, content):
+    """Write `content` to a new file; an existing one is never replaced."""
+    from ..errors import UserError
+
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise UserError("exists and is never overwritten", file=path) from None
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror}", file=path) from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)

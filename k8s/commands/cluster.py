@@ -1,0 +1,121 @@
+"""`apply`, `install`, `delete` and `diff`: the rendered components against the cluster.
+
+Each connects first, renders and validates for the server's version, and only
+then writes (steps.connected_run); `install` and `diff` without components leave
+out those whose required Secret does not exist yet.
+"""
+
+import sys
+
+from .. import steps
+from .options import cluster_options
+
+
+def register(commands):
+    p = commands.add_parser("apply", help="apply components to the cluster (server-side apply)")
+    p.add_argument("components", nargs="+", metavar="COMPONENT")
+    cluster_options(p)
+    p.set_defaults(run=cmd_apply, wait=False)
+
+    p = commands.add_parser("install", help="apply every install component in order, waiting for rollouts")
+    cluster_options(p)
+    p.set_defaults(run=cmd_install, wait=True, components=[])
+
+    p = commands.add_parser("delete", help="delete components from the cluster, in reverse order")
+    p.add_argument("components", nargs="+", metavar="COMPONENT")
+    cluster_options(p, applying=False)
+    p.set_defaults(run=cmd_delete)
+
+    p = commands.add_parser("diff", help="show what applying would change (server-side dry run); "
+                                         "exit 1 when something would")
+    p.add_argument("components", nargs="*", metavar="COMPONENT",
+                   help="default: what `install` would apply")
+    cluster_options(p, applying=False)
+    p.set_defaults(run=cmd_diff)
+
+
+def _missing_secret(cluster, component):
+    """Why an install component must wait for its Secret, or None when it need not."""
+    from ..cluster.connection import ApiError
+
+    if not component.requires_secret:
+        return None
+    path = f"/api/v1/namespaces/{component.namespace}/secrets/{component.requires_secret}"
+    try:
+        cluster.call(lambda: cluster.dynamic.request("get", path, serialize=False))
+        return None
+    except ApiError as err:
+        if err.status != 404:
+            raise
+    return (f"{component.name}: skipped until Secret {component.namespace}/"
+            f"{component.requires_secret} exists (make secrets/{component.requires_secret}, "
+            f"then make {component.name})")
+
+
+def _ready_to_install(engine, clusters, selected, objects):
+    """The install components whose required Secret exists, and their objects."""
+    waiting = {c.name: _missing_secret(clusters(c.name), c) for c in selected}
+    for note in filter(None, waiting.values()):
+        engine.say(note)
+    return ([c for c in selected if not waiting[c.name]],
+            [o for o in objects if not waiting[o.component]])
+
+
+def _apply(args, only_install=False):
+    from ..core import order
+    from ..cluster import prune
+
+    def work(clusters, selected, objects):
+        engine = steps.engine(args, clusters)
+        if only_install:
+            selected, objects = _ready_to_install(engine, clusters, selected, objects)
+        names = [c.name for c in selected]
+        run = engine.apply(order.tiers(objects, names))
+        if args.prune and not run.failed:
+            run.outcomes.extend(prune.prune(engine, objects, names).outcomes)
+        return steps.finish(args, run)
+
+    return steps.connected_run(args, work, only_install=only_install)
+
+
+def cmd_apply(args):
+    return _apply(args)
+
+
+def cmd_install(args):
+    return _apply(args, only_install=True)
+
+
+def cmd_delete(args):
+    from ..core import order
+
+    def work(clusters, selected, objects):
+        engine = steps.engine(args, clusters)
+        return steps.finish(args, engine.delete(order.tiers(objects, [c.name for c in selected])))
+
+    return steps.connected_run(args, work)
+
+
+def cmd_diff(args):
+    from ..cluster import diff
+    from ..core import order
+
+    everything = not args.components  # `make diff`: what `make install` would apply
+
+    def work(clusters, selected, objects):
+        engine = steps.engine(args, clusters)
+        if everything:
+            engine.out = sys.stderr  # notes about skipped components, not diff text
+            selected, objects = _ready_to_install(engine, clusters, selected, objects)
+        ordered = [o for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
+        text, changed, failures = diff.diff(engine, ordered)
+        sys.stdout.write(text)
+        for outcome in failures:
+            print(f"error: {outcome.line()}", file=sys.stderr)
+        if failures:
+            return 2
+        print(f"{changed} object{'s' if changed != 1 else ''} would change" if changed
+              else "no changes", file=sys.stderr)
+        return 1 if changed else 0
+
+    return steps.connected_run(args, work, only_install=everything)

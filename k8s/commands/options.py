@@ -1,0 +1,48 @@
+"""What several commands share: the cluster options, their argparse type, the NODE arguments."""
+
+import argparse
+import math
+
+
+def positive(kind):
+    """An argparse type: a finite number above 0 of `kind` (int or float)."""
+    def parse(text):
+        try:
+            number = kind(text)
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or number <= 0:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        return number
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def cluster_options(p, applying=True):
+    p.add_argument("--context", help="kubeconfig context for every component "
+                                     "(default: $ADMIN_CTX or $USER_CTX, per component)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--parallel", type=positive(int), default=8, metavar="N",
+                   help="concurrent requests inside a tier (default: %(default)s)")
+    p.add_argument("--timeout", type=positive(float), default=300, metavar="SECONDS",
+                   help="how long each tier's waits may take (default: %(default)s)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    if applying:
+        p.add_argument("--force-conflicts", action="store_true",
+                       help="take over fields owned by other field managers")
+        p.add_argument("--wait", dest="wait", action="store_true",
+                       help="wait for DaemonSet, Deployment and StatefulSet rollouts")
+        p.add_argument("--no-wait", dest="wait", action="store_false")
+        p.add_argument("--prune", action="store_true",
+                       help="delete objects this toolkit applied that are no longer rendered")
+
+
+def target_nodes(args, target):
+    """The NODE arguments of an install command; `target` names its make target in the hint."""
+    from ..errors import UsageError
+
+    if not args.nodes:
+        raise UsageError(f"name the control-plane node: NODE=kube1.example.com make {target} "
+                         "(render.py takes several)")
+    return args.nodes

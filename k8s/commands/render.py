@@ -1,0 +1,120 @@
+"""`template`, `validate`, `vars`, `components` and `admission-config`: the offline commands.
+
+They render and validate without a cluster, for `--kube-version` or `$KUBE_VERSION`.
+"""
+
+import sys
+
+from .. import steps
+
+
+def register(commands):
+    p = commands.add_parser("template", help="render components, validate them, print or write them")
+    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
+    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--out", metavar="DIR", help="write one file per component into DIR")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="skip schema validation")
+    p.add_argument("--show-secrets", action="store_true",
+                   help="print Secret values (masked as *** by default)")
+    p.set_defaults(run=cmd_template)
+
+    p = commands.add_parser("validate", help="render and validate components, print a summary")
+    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
+    p.set_defaults(run=cmd_validate)
+
+    p = commands.add_parser("admission-config", help="write the kubeadm Pod Security Admission "
+                                                     "configuration into build/")
+    p.add_argument("--out", metavar="DIR", default="build")
+    p.set_defaults(run=cmd_admission_config)
+
+    p = commands.add_parser("vars", help="print resolved variables and where each came from")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.set_defaults(run=cmd_vars)
+
+    p = commands.add_parser("components", help="list components with their dependencies")
+    p.set_defaults(run=cmd_components)
+
+
+def skip_reason(component, version):
+    if component.supports(version):  # left out by render_and_validate: imports never vendored
+        return "not vendored yet (make vendor)"
+    bounds = " and ".join(b for b in (component.min_version and f">= {component.min_version}",
+                                      component.max_version and f"<= {component.max_version}") if b)
+    return f"skipped (needs Kubernetes {bounds})"
+
+
+def summary(selected, skipped, objects, report, version, written=None):
+    lines = []
+    for c in selected:
+        count = sum(1 for o in objects if o.component == c.name)
+        target = f" -> {written[c.name]}" if written and c.name in written else ""
+        lines.append(f"  {c.name}: {count} object{'s' if count != 1 else ''}{target}")
+    lines += [f"  {c.name}: {skip_reason(c, version)}" for c in skipped]
+    checked = f"valid for Kubernetes {version}" if report else "not validated"
+    lines.append(f"{len(objects)} objects from {len(selected)} components, {checked}")
+    if report and report.unvalidated:
+        lines.append(f"{len(report.unvalidated)} custom resources without a CRD in the set were "
+                     f"not validated: {', '.join(report.unvalidated)}")
+    return "\n".join(lines)
+
+
+def cmd_template(args):
+    from ..core import emit
+    from ..secrets.files import mask
+
+    selected, skipped, objects, report, version = steps.render_and_validate(args, check=args.validate)
+    dump = emit.to_json if args.output == "json" else emit.to_yaml
+    shown = {id(o): o.data if args.show_secrets else mask(o.data) for o in objects}
+    if not args.out:
+        sys.stdout.write(dump([shown[id(o)] for o in objects]))
+        for c in skipped:
+            if c.name in (args.components or ()):  # asked for by name: say why it is not there
+                print(f"note: {c.name}: {skip_reason(c, version)}", file=sys.stderr)
+        return 0
+    texts = {f"{c.name}.{args.output}": dump([shown[id(o)] for o in objects if o.component == c.name])
+             for c in selected}
+    written = dict(zip([c.name for c in selected], steps.write_files(args.out, texts)))
+    print(summary(selected, skipped, objects, report, version, written))
+    return 0
+
+
+def cmd_validate(args):
+    print(summary(*steps.render_and_validate(args)))
+    return 0
+
+
+def cmd_vars(args):
+    from ..core import variables
+
+    for line in variables.describe(steps.load_variables(args), args.names or None):
+        print(line)
+    return 0
+
+
+def cmd_components(args):
+    variable_values = steps.read_values(args)
+    version = steps.kube_version(args, variable_values)
+    selected, skipped = steps.select_components(args, variable_values, version)
+    for c in selected + skipped:
+        depends = ", ".join(c.depends) or "-"
+        note = "" if c in selected else f"  (not for Kubernetes {version})"
+        print(f"{c.name:<20} depends: {depends:<30} namespace: {c.namespace:<15} "
+              f"context: {c.context}{note}")
+    return 0
+
+
+def cmd_admission_config(args):
+    from ..core import emit, podsecurity
+
+    v = steps.read_values(args)
+    v["KUBE_VERSION"] = steps.kube_version(args, v)
+    api_version, api_server = podsecurity.kubeadm_api_server(kube_version=v["KUBE_VERSION"])
+    config, fragment = steps.write_files(args.out, {
+        "admission-config.yaml": emit.to_yaml([podsecurity.admission_configuration(v)]),
+        "kubeadm-admission.yaml": emit.to_yaml([{"apiVersion": api_version, "kind": "ClusterConfiguration",
+                                                 "apiServer": api_server}])})
+    print(f"wrote {config} and {fragment}")
+    print(f"copy {config} to {podsecurity.DEFAULT_PATH} on every control-plane node and merge "
+          f"{fragment} into kubeadm's ClusterConfiguration")
+    return 0

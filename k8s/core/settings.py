@@ -1,0 +1,39 @@
+"""What every command reads from its arguments: the variables and the target Kubernetes version.
+
+The variables are `--vars` (Makefile.vars) with the per-cluster overlay
+`--vars-file` or `$VARS_FILE` on top; the version is `--kube-version`, else
+`$KUBE_VERSION` from the variables, else the newest one there are schemas for.
+"""
+
+import os
+
+
+def load_variables(args):
+    """{name: Variable} from the files `args` names."""
+    from . import variables
+
+    overlay = args.vars_file or os.environ.get("VARS_FILE") or None
+    return variables.load_variables(args.vars, overlay=overlay)
+
+
+def values(variable_map):
+    """{name: value} of a {name: Variable} map."""
+    return {name: v.value for name, v in variable_map.items()}
+
+
+def read_values(args):
+    """{name: value} of the variables `args` names."""
+    return values(load_variables(args))
+
+
+def kube_version(args, variable_values):
+    """The Kubernetes version to render for when no server says it ("1.37")."""
+    from ..errors import UserError
+    from . import validate
+
+    for value, source in ((args.kube_version, "--kube-version"), (variable_values.get("KUBE_VERSION"), "KUBE_VERSION")):
+        if value:
+            if not validate.VERSION.fullmatch(value.strip()):
+                raise UserError(f"{source}: invalid Kubernetes version {value!r}, expected MAJOR.MINOR like 1.31")
+            return value
+    return validate.supported_versions()[-1]

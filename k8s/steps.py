@@ -1,0 +1,148 @@
+"""The steps every command takes: read the variables, pick and render the components,
+validate them for the target version, open the clusters, report a run.
+
+Commands (k8s/commands/) call these; nothing below this module imports it.
+Nothing is written to a cluster unless every selected component rendered and
+validated: `connected_run` renders for the server's version before `work` runs.
+"""
+
+import os
+import sys
+
+from .core.settings import kube_version, load_variables, read_values, values  # noqa: F401 (the commands use them from here)
+
+
+def write_files(folder, files):
+    """Write {file name: text} into `folder` (made if need be); their paths, in order.
+    What the system refuses (a file where the folder should be, no permission) is one line."""
+    from .errors import UserError
+
+    paths = []
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for name, text in files.items():
+            paths.append(os.path.join(folder, name))
+            with open(paths[-1], "w", encoding="utf-8") as f:
+                f.write(text)
+    except OSError as err:
+        raise UserError(f"cannot write: {err.strerror}", file=err.filename or folder) from None
+    return paths
+
+
+def select_components(args, variable_values, version):
+    """The requested components (all by default) in dependency order, and those skipped."""
+    from .core import components, order
+    from .errors import UsageError
+
+    found = order.component_order(components.discover(args.manifests, variable_values))
+    names = getattr(args, "components", None) or []
+    unknown = sorted(set(names) - {c.name for c in found})
+    if unknown:
+        raise UsageError(f"unknown component {', '.join(unknown)} "
+                         f"(known: {', '.join(c.name for c in found)})")
+    wanted = [c for c in found if not names or c.name in names]
+    return ([c for c in wanted if c.supports(version)],
+            [c for c in wanted if not c.supports(version)])
+
+
+def render_and_validate(args, check=True, variable_values=None, version=None, only_install=False):
+    """Render the selected components and validate them; returns what the summary needs.
+
+    The version is the server's when a cluster is at hand, else --kube-version or
+    $KUBE_VERSION.
+    """
+    from .core import render, validate, vendor
+    from .errors import raise_all
+
+    if variable_values is None:
+        variable_values = values(load_variables(args))
+    version = version or kube_version(args, variable_values)
+    variable_values["KUBE_VERSION"] = version  # templates see the version they render for
+    selected, skipped = select_components(args, variable_values, version)
+    if only_install:
+        selected = [c for c in selected if c.install]
+    vendor_root = vendor.vendor_dir(args.manifests)
+    if not getattr(args, "components", None):  # all of them: leave out those never vendored
+        unvendored = [c for c in selected if vendor.not_vendored(c, vendor_root)]
+        selected = [c for c in selected if c not in unvendored]
+        skipped = skipped + unvendored
+    objects = render.render_components(selected, variable_values, vendor_root=vendor_root)
+    report = None
+    if check:
+        report = validate.validate([(o.data, o.source) for o in objects], version)
+        raise_all(report.errors)
+    return selected, skipped, objects, report, version
+
+
+class Clusters:
+    """The clusters of a run: one connection per kubeconfig context, made on first use."""
+
+    def __init__(self, args, variable_values, components):
+        self.args = args
+        self.variables = variable_values
+        self.context_of = {c.name: c.context for c in components}
+        self.open = {}
+
+    def context(self, component):
+        if self.args.context:
+            return self.args.context
+        key = "USER_CTX" if self.context_of.get(component) == "user" else "ADMIN_CTX"
+        return self.variables.get(key) or None
+
+    def __call__(self, component):
+        from .cluster.connection import Cluster
+
+        context = self.context(component)
+        if context not in self.open:
+            self.open[context] = Cluster(self.args.kubeconfig, context, pool_size=self.args.parallel)
+        return self.open[context]
+
+    def close(self):
+        for cluster in self.open.values():
+            cluster.close()
+
+
+def connected_run(args, work, only_install=False):
+    """Connect, learn the server version, render + validate for it, then `work(...)`.
+
+    Nothing is written to the cluster unless every component rendered and validated.
+    """
+    from .core import components, order
+
+    variable_values = values(load_variables(args))
+    found = components.discover(args.manifests, variable_values)
+    clusters = Clusters(args, variable_values, found)
+    try:
+        first = (args.components or [c.name for c in order.component_order(found)] or [None])[0]
+        version = args.kube_version or clusters(first).version()
+        selected, skipped, objects, report, version = render_and_validate(
+            args, variable_values=variable_values, version=version, only_install=only_install)
+        if only_install:  # install, and diff of everything: say what was left out
+            for c in skipped:
+                if c.supports(version):  # imports never vendored
+                    print(f"{c.name}: not vendored yet (make vendor)", file=sys.stderr)
+        return work(clusters, selected, objects)
+    finally:
+        clusters.close()
+
+
+def engine(args, clusters):
+    from .cluster.apply import Engine
+
+    return Engine(clusters, parallel=args.parallel, force=getattr(args, "force_conflicts", False),
+                  wait=getattr(args, "wait", False), timeout=args.timeout,
+                  out=sys.stdout if args.output == "text" else None)
+
+
+def finish(args, run):
+    if args.output == "json":
+        print(run.as_json())
+    else:
+        print(run.summary())
+    return 1 if run.failed else 0
+
+
+def admin_cluster(args, variable_values):
+    from .cluster.connection import Cluster
+
+    return Cluster(args.kubeconfig, args.context or variable_values.get("ADMIN_CTX") or None)
