@@ -23,6 +23,8 @@ from k8s import cli
 from k8s.nodes import encryption
 from k8s.commands import encryption as encryption_cli
 from k8s.secrets import files as secrets
+from k8s.secrets.masking import Scrubber
+from k8s.secrets.objects import decode
 from k8s.errors import UserError
 from k8s.secrets.sops import Sops
 
@@ -119,7 +121,7 @@ def test_key_is_made_encrypted_and_reused_never_replaced(repo):
     assert encryption._KEY_NAME.match(key.name)
 
     # a Secret-shaped document that `secrets list/edit` can decode (validated as a v1 Secret)
-    objects = secrets.decode(repo.plaintext(), KEY_PATH, {"K8S_NAMESPACE": "demo"}, secrets.Scrubber())
+    objects = decode(repo.plaintext(), KEY_PATH, {"K8S_NAMESPACE": "demo"}, Scrubber())
     assert [(o.kind, o.namespace, o.name) for o in objects] == [("Secret", "kube-system", "etcd-encryption")]
 
     again = repo.ok("encryption", "key")

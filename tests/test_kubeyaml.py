@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from k8s.core import kubeyaml
+from k8s.core import kubeyaml, kubeyaml_decoder, kubeyaml_stream
 from k8s.errors import UserError
 from k8s.core.kubeyaml import Document, is_fast, line_of, load_all, load_all_substituting
 
@@ -25,8 +25,9 @@ def strict(a, b):
 
 def reference(text):
     """The slow path for every document: the definition of correct."""
-    return [Document(i, line, kubeyaml._decode(kubeyaml._chunk(text, start, end), "f.yaml", line0))
-            for i, (start, end, line0, line) in enumerate(kubeyaml._spans(text, "f.yaml"))]
+    return [Document(i, line, kubeyaml_decoder._decode(
+                kubeyaml_stream._chunk(text, start, end), "f.yaml", line0))
+            for i, (start, end, line0, line) in enumerate(kubeyaml_stream._spans(text, "f.yaml"))]
 
 
 def value(text):
@@ -282,6 +283,7 @@ def test_a_typical_manifest_takes_the_fast_path(monkeypatch):
     text = "---\n".join([DEPLOYMENT] * 3)
     assert is_fast(text)
     expected = reference(text)
+    # load_all looks `_decode` up in kubeyaml's namespace (imported from kubeyaml_decoder)
     monkeypatch.setattr(kubeyaml, "_decode", lambda *args: pytest.fail("slow path taken"))
     assert load_all(text, "f.yaml") == expected
     assert expected[2].line == 43 and expected[2].data["spec"]["replicas"] == 3
@@ -365,7 +367,7 @@ documents = st.lists(st.tuples(values, st.booleans()), min_size=1, max_size=3).m
 
 
 def check_fast_equals_slow(text):
-    if kubeyaml._JSON_START.match(text):
+    if kubeyaml_stream._JSON_START.match(text):
         text = "# yaml\n" + text  # kubectl would read it as JSON
     try:
         expected = reference(text)

@@ -20,7 +20,11 @@ import uuid
 
 import pytest
 
-from k8s.secrets import keys, files as secrets
+from k8s.secrets import keys
+from k8s.secrets.files import unencrypted
+from k8s.secrets.masking import LAST_APPLIED, Scrubber, mask
+from k8s.secrets.objects import decode
+from k8s.secrets.workspace import Workspace
 from k8s.commands import secrets as secrets_cli
 from k8s.errors import UserError
 from k8s.secrets.sops import Sops
@@ -303,7 +307,7 @@ def test_create_encrypts_from_a_pipe_and_round_trips(keyed, tmp_path):
 
     plain = repo.decrypt("db")
     assert "password: pa$$$$word:# 'x'" in plain or "password: 'pa$$$$word:# ''x'''" in plain
-    objects = secrets.decode(plain, "secrets/db.yml", {"K8S_NAMESPACE": "demo"}, secrets.Scrubber())
+    objects = decode(plain, "secrets/db.yml", {"K8S_NAMESPACE": "demo"}, Scrubber())
     data = objects[0].data
     assert data["metadata"] == {"name": "db", "namespace": "demo"}
     assert data["stringData"] == {"password": "pa$$word:# 'x'", "user": "admin",
@@ -326,8 +330,8 @@ def test_ssh_keys_go_straight_into_an_encrypted_file(keyed):
                                           "keys: pubkey1, pubkey2, sshkey1, sshkey2")
     stored = repo.read("secrets/data-sync-ssh.yml")
     assert "PRIVATE KEY" not in stored and "ssh-ed25519" not in stored
-    data = secrets.decode(repo.decrypt("data-sync-ssh"), "secrets/data-sync-ssh.yml", {"K8S_NAMESPACE": "x"},
-                          secrets.Scrubber())[0].data["stringData"]
+    data = decode(repo.decrypt("data-sync-ssh"), "secrets/data-sync-ssh.yml", {"K8S_NAMESPACE": "x"},
+                  Scrubber())[0].data["stringData"]
     assert data["sshkey1"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     assert data["pubkey1"].startswith("ssh-ed25519 ") and data["pubkey2"] != data["pubkey1"]
     assert "PRIVATE KEY" not in result.out + result.err
@@ -751,16 +755,16 @@ def test_x25519_and_bech32_follow_the_specs():
 
 def test_mask_hides_secret_values_only():
     secret = {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": "s", "annotations": {secrets.LAST_APPLIED: '{"data":{"a":"c2VjcmV0"}}',
+              "metadata": {"name": "s", "annotations": {LAST_APPLIED: '{"data":{"a":"c2VjcmV0"}}',
                                                         "note": "kept"}},
               "data": {"a": "c2VjcmV0"}, "stringData": {"b": "secret"}, "type": "Opaque"}
-    masked = secrets.mask(secret)
+    masked = mask(secret)
     assert masked["data"] == {"a": "***"} and masked["stringData"] == {"b": "***"}
-    assert masked["metadata"]["annotations"] == {secrets.LAST_APPLIED: "***", "note": "kept"}
+    assert masked["metadata"]["annotations"] == {LAST_APPLIED: "***", "note": "kept"}
     assert secret["data"] == {"a": "c2VjcmV0"} and secret["stringData"] == {"b": "secret"}  # not changed
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
-    assert secrets.mask(config) is config
-    assert secrets.mask({"kind": "List", "items": [secret, config]})["items"] == [masked, config]
+    assert mask(config) is config
+    assert mask({"kind": "List", "items": [secret, config]})["items"] == [masked, config]
 
 
 def test_register_adds_the_subcommands():
@@ -785,7 +789,10 @@ def test_register_adds_the_subcommands():
 
 
 def test_modules_import_only_the_standard_library():
-    code = ("import sys; before = set(sys.modules); import k8s.secrets.files, k8s.commands.secrets, k8s.secrets.sops, k8s.secrets.keys; "
+    code = ("import sys; before = set(sys.modules); "
+            "import k8s.secrets.files, k8s.secrets.listing, k8s.secrets.masking, k8s.secrets.new, "
+            "k8s.secrets.objects, k8s.secrets.workspace, k8s.secrets.sops, k8s.secrets.keys, "
+            "k8s.commands.secrets, k8s.commands.secret_files, k8s.commands.secret_keys; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
@@ -798,7 +805,7 @@ def test_committed_files_under_secrets_are_sops_encrypted():
     if listed.returncode:
         pytest.skip("not a git checkout")
     paths = [os.path.join(ROOT, p) for p in listed.stdout.decode().split("\0") if p]
-    assert secrets.unencrypted(paths) == [], "commit only sops-encrypted files under secrets/"
+    assert unencrypted(paths) == [], "commit only sops-encrypted files under secrets/"
 
 
 def test_the_commit_check_finds_plain_files(tmp_path):
@@ -807,7 +814,7 @@ def test_the_commit_check_finds_plain_files(tmp_path):
     (tmp_path / "key.pem").write_bytes(b"\xff\x00\x01")
     (tmp_path / "fake.yml").write_text("stringData:\n  a: ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\n"
                                        "sops:\n  mac: nope\n")
-    found = dict(secrets.unencrypted(sorted(str(p) for p in tmp_path.iterdir())))
+    found = dict(unencrypted(sorted(str(p) for p in tmp_path.iterdir())))
     assert found == {str(tmp_path / "plain.yml"): "no sops metadata",
                      str(tmp_path / "key.pem"): "binary, not sops-encrypted",
                      str(tmp_path / "fake.yml"): "sops metadata without a MAC"}
@@ -842,8 +849,8 @@ def test_leak_audit_no_value_outside_the_encrypted_files(repo, gnupghome, cluste
                         f"stringData: {{k: ['{markers['literal']}']}}\n")
     assert repo.run("apply").code == 1  # an error about a value
     os.remove(repo.path("secrets/bad.yml"))
-    loaded = secrets.Workspace(_args()).load("secrets/db.yml")
-    masked = secrets.mask(loaded.objects[0].data)
+    loaded = Workspace(_args()).load("secrets/db.yml")
+    masked = mask(loaded.objects[0].data)
     from k8s.core import emit
     print(emit.to_yaml([masked]))  # what `template` shows
     out, err = repo.capfd.readouterr()

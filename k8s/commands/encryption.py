@@ -22,7 +22,7 @@ STEPS = ("add", "promote", "rewrite", "drop")
 # --- commands -------------------------------------------------------------------------------------
 
 def _workspace(args):
-    from ..secrets.files import Workspace
+    from ..secrets.workspace import Workspace
 
     return Workspace(args)
 

@@ -61,7 +61,7 @@ def summary(selected, skipped, objects, report, version, written=None):
 
 def cmd_template(args):
     from ..core import emit
-    from ..secrets.files import mask
+    from ..secrets.masking import mask
 
     selected, skipped, objects, report, version = steps.render_and_validate(args, check=args.validate)
     dump = emit.to_json if args.output == "json" else emit.to_yaml

@@ -1,0 +1,218 @@
+"""The slow, reference decoder: libyaml nodes turned into kubectl's JSON values.
+
+Why apart: this is the definition of correct that the fast path is checked against, and
+the one place that composes with libyaml (pyyaml's C parser; go-yaml v2 is a port of
+libyaml, and where libyaml 0.2.5 differs `_Decoder` follows go-yaml).
+
+Contract:
+- `_decode(text, filename, line0, expand)` is the JSON value of the first YAML document of
+  `text`, as go-yaml v2 decode.go + sigs.k8s.io/yaml give it, or raises UserError (file,
+  line, col) where kubectl fails; `line0` counts the lines before the document.
+- `_compose` gives the root node (and the text actually parsed); `_Decoder.pairs` walks a
+  mapping with `<<` merged in place, which `kubeyaml.line_of` reuses for line numbers.
+- `_MAX_DEPTH`/`_too_deep` bound nesting for both paths: the fast path's guard uses them too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+import yaml
+
+from ..errors import UserError
+from .kubeyaml_scalars import (_BINARY, _FLOAT, _INT, _INT64, _MERGE, _RESOLVABLE, _STR, _T,
+                               _json_key, _json_value, _resolve)
+
+
+class _Loader(yaml.CSafeLoader):
+    """libyaml composing nodes; a tag libyaml leaves implicit stays '' for `_Decoder`."""
+
+    def resolve(self, kind, value, implicit):
+        return ""
+
+
+_MAX_DEPTH = 5000  # libyaml's recursive composer crashes near 20000 levels, go-yaml stops at 10000
+_DEEP = re.compile(rf"\n[ -]{{{_MAX_DEPTH}}}")  # led by a literal "\n": a fast scan
+_DEEP_FIRST = re.compile(rf"[ -]{{{_MAX_DEPTH}}}")
+
+
+def _too_deep(text):
+    """Whether a line is indented (or "- " nested) `_MAX_DEPTH` deep."""
+    return bool(_DEEP.search(text) or _DEEP_FIRST.match(text))
+
+_BRACKET = re.compile(r"[\[\]{}]")
+_BANG = re.compile(r"(?:&\S+[ \t]+)?![ \t\r\n]")  # a plain scalar tagged with the bare `!`
+
+
+class _Decoder:
+    """decode.go's unmarshal into interface{} plus the JSON round trip, over libyaml nodes.
+
+    Parameters:
+        filename, line0: for errors (`line0` = lines before this document's text).
+        text: the document's text as parsed.
+        expand: optional function applied to every scalar's text before resolving.
+    """
+
+    def __init__(self, filename, text, line0, expand=None):
+        self.filename, self.text, self.line0, self.expand = filename, text, line0, expand
+        self.seen, self.stack = set(), set()
+        self.count = self.aliased = self.alias_depth = 0
+
+    def error(self, node, message):
+        m = node.start_mark
+        return UserError(message, file=self.filename, line=self.line0 + m.line + 1, col=m.column + 1)
+
+    def _enter(self, node):
+        """Count a node as decode.go does (an alias is a node met again: pyyaml shares it)."""
+        if id(node) in self.stack:
+            raise self.error(node, "anchor value contains itself")
+        alias = id(node) in self.seen
+        self.seen.add(id(node))
+        self.stack.add(id(node))
+        self.alias_depth += alias
+        self.count += 1
+        self.aliased += self.alias_depth > 0
+        n = self.count  # allowedAliasRatio: 99% up to 400,000 decodes, down to 10% at 4,000,000
+        ratio = 0.99 if n <= 400_000 else 0.10 if n >= 4_000_000 else 0.99 - 0.89 * (n - 400_000) / 3_600_000
+        if self.aliased > 100 and n > 1000 and self.aliased / n > ratio:
+            raise self.error(node, "document contains excessive aliasing")
+        return alias
+
+    def _leave(self, node, alias):
+        self.stack.discard(id(node))
+        self.alias_depth -= alias
+
+    def decode(self, node):
+        """The JSON value of `node`."""
+        alias = self._enter(node)
+        try:
+            if isinstance(node, yaml.ScalarNode):
+                try:
+                    return _json_value(self.scalar(node))
+                except ValueError as e:
+                    raise self.error(node, str(e)) from None
+            self._check_flow(node)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.decode(child) for child in node.value]
+            return {key: self.decode(value) for key, _, value in self.pairs(node)}
+        finally:
+            self._leave(node, alias)
+
+    def _check_flow(self, node):
+        """In [ ] and { }, go-yaml v2 (scannerc.go) ends a plain scalar at '?' and reads a
+        leading ':' as an indicator; libyaml 0.2.5 reads both as text."""
+        if not node.flow_style:
+            return
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+        for child in children:
+            if (isinstance(child, yaml.ScalarNode) and not child.style
+                    and (child.value[:1] == ":" or "?" in child.value[1:])):
+                raise self.error(child, "kubectl cannot read a plain scalar with '?' or a leading ':' "
+                                 "inside [ ] or { } (quote it)")
+
+    def scalar(self, node):
+        """The Go value of a scalar (decode.go scalar(), resolve.go resolve())."""
+        value = node.value if self.expand is None else self.expand(node.value)
+        tag = node.tag
+        if tag == _BINARY:
+            try:
+                data = base64.b64decode(re.sub("[\r\n]", "", value), validate=True)
+            except binascii.Error:
+                raise self.error(node, "!!binary value contains invalid base64 data") from None
+            # json.Marshal turns every byte of invalid UTF-8 into U+FFFD
+            return re.sub("[\udc80-\udcff]", "\ufffd", data.decode("utf-8", "surrogateescape"))
+        if node.style == '"' and "\\/" in self.text:  # libyaml 0.2.5 takes \/, go-yaml v2 does not
+            if "/" in re.findall(r"\\(.)", self.text[node.start_mark.index:node.end_mark.index], re.S):
+                raise self.error(node, "found unknown escape character \\/ in a quoted scalar")
+        if not tag:
+            if node.style or _BANG.match(self.text, node.start_mark.index):
+                return value  # quoted and block scalars are strings, and so is `! x`
+            return _resolve(value)[1]
+        if tag not in _RESOLVABLE:
+            return value  # a custom tag, !!map on a scalar ...: the text
+        rtag, out = _resolve(value, tag)
+        if tag in (rtag, _STR):
+            return out
+        if tag == _FLOAT and rtag == _INT and out < _INT64:
+            return float(out)
+        short = [t.replace(_T, "!!") for t in (rtag, tag)]
+        raise self.error(node, f"cannot decode {short[0]} `{value}` as a {short[1]}")
+
+    def key(self, node):
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(node, "invalid map key: a mapping or a sequence cannot be a key")
+        alias = self._enter(node)
+        try:
+            return _json_key(self.scalar(node))
+        except ValueError as e:
+            raise self.error(node, str(e)) from None
+        finally:
+            self._leave(node, alias)
+
+    def pairs(self, node):
+        """(JSON key, key node, value node) of a mapping, in the order go-yaml sets them.
+
+        decode.go mapping() merges `<<`'s mapping(s) in place: a merged key overrides the
+        keys before it and is overridden by those after; of a merged list, the first map
+        wins.  A key given twice in one mapping is an error.
+        """
+        explicit = set()
+        for key_node, value_node in node.value:
+            if (isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<"
+                    and (key_node.tag == _MERGE or not key_node.tag and not key_node.style)):
+                sources = [value_node]
+                if isinstance(value_node, yaml.SequenceNode):
+                    sources = value_node.value[::-1]
+                if not all(isinstance(n, yaml.MappingNode) for n in sources):
+                    raise self.error(value_node, "map merge requires map or sequence of maps as the value")
+                for source in sources:
+                    alias = self._enter(source)
+                    try:
+                        self._check_flow(source)
+                        yield from self.pairs(source)
+                    finally:
+                        self._leave(source, alias)
+                continue
+            key = self.key(key_node)
+            if key in explicit:
+                raise self.error(key_node, f"duplicate key {key!r} in a mapping")
+            explicit.add(key)
+            yield key, key_node, value_node
+
+
+def _compose(text, filename, line0):
+    """(root node of the first YAML document of `text` or None, the text parsed)."""
+    depth = 0
+    if _too_deep(text) or text.count("[") + text.count("{") >= _MAX_DEPTH and any(
+            (depth := depth + (1 if m.group() in "[{" else -1)) >= _MAX_DEPTH
+            for m in _BRACKET.finditer(text)):
+        raise UserError("document is nested too deeply", file=filename, line=line0 + 1)
+    while True:
+        loader = _Loader(text)
+        try:
+            return (loader.get_node() if loader.check_node() else None), text
+        except yaml.reader.ReaderError as e:  # a character YAML does not allow
+            line, char = text.count("\n", 0, e.position), e.character
+            raise UserError(f"invalid YAML: character #x{char if isinstance(char, int) else ord(char):04x} "
+                            "is not allowed", file=filename, line=line0 + line + 1,
+                            col=e.position - text.rfind("\n", 0, e.position)) from None
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            if e.problem == "found unknown escape character" and text[mark.index:mark.index + 2] == "\\'":
+                text = text[:mark.index] + text[mark.index + 1:]  # go-yaml v2 reads \' in "..." as '
+                continue
+            message = f"{e.problem} ({e.context})" if e.context else e.problem
+            raise UserError(f"invalid YAML: {message}", file=filename,
+                            line=line0 + mark.line + 1, col=mark.column + 1) from None
+        finally:
+            loader.dispose()
+
+
+def _decode(text, filename, line0, expand=None):
+    node, text = _compose(text, filename, line0)
+    try:
+        return None if node is None else _Decoder(filename, text, line0, expand).decode(node)
+    except RecursionError:
+        raise UserError("document is nested too deeply", file=filename, line=line0 + 1) from None

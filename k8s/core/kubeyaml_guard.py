@@ -1,0 +1,163 @@
+"""The fast path's guard: whether yaml-rs (YAML 1.2) surely reads a text as kubectl does.
+
+Why apart: the guard is a pile of patterns with one job and its own reasoning; it decides
+only whether the fast path may be tried, never what a value is.
+
+Contract: `is_fast(text)` is True only if nothing in `text` could read differently in
+yaml-rs than in go-yaml v2 (YAML 1.1 scalars, tags, anchors, merges, flow oddities, empty
+block scalars, tabs and control characters, excessive depth ...).  It may say False for a
+safe text (the slow path then runs, merely slower), never True for an unsafe one.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from .kubeyaml_decoder import _MAX_DEPTH, _too_deep
+
+
+# A plain scalar starts at the text's start, after "\n" + indentation (+ "- "), ": ", "[",
+# "{" or ","; `_TOKEN` tells whether it may read differently in yaml-rs (YAML 1.2) or be a
+# non-string key.  It may over-match (the slow path then runs), never under-match.  Every
+# pattern starts with a literal, which Python's re finds ten times faster than a class.
+# A space is only ' ': a text with a tab never gets that far.
+_END = r"(?= *+(?:[\r\n,\]}#:]|\Z))"  # the token is the whole plain scalar (or a key)
+_NUMBER = (r"0[0-9xXoObB_]"  # 0644 0x1F 0o17 0b101 09
+           # 1_000 1e3 1.5e3 1.0 2., number keys (8080:, 1.5:), digits enough for a float
+           # to come out integral (1234567.00000001), beyond int64
+           rf"|[0-9]++(?:[_eE]|\.[0-9]*[eE_]|\.0*{_END}|(?:\.[0-9]*)? *:(?=[\s,\]}}]|\Z)|\.[0-9]{{8}})"
+           r"|[0-9]{7,}\.|[0-9]{19}")
+_DOT = r"\.[0-9_iInN.]|_[0-9_.]"  # .5 .inf .nan ... _1 ._5 (yaml-rs drops '_' in numbers)
+# one branch per first character: Python's re tests it before entering a branch
+_TOKEN = "".join([
+    rf"(?:{_NUMBER}|-(?:{_DOT}|{_NUMBER})|\+[._0-9]|{_DOT}",  # +5 +.5
+    rf"|[yY](?:[eE][sS])?{_END}|[nN](?:[oO]?{_END}|[uU][lL][lL] *:)|[oO](?:[nN]|[fF][fF]){_END}",
+    r"|[tT][rR][uU][eE] *:|[fF][aA][lL][sS][eE] *:|~ *:",  # YAML 1.1 booleans, non-string keys
+    # tags, anchors, aliases, merges, complex or empty keys, a leading ':' in a flow, reserved
+    # indicators, directives; `|` and `>` unless they open a block scalar (yaml-rs reads `|`
+    # in a flow as text; _empty_block_scalar checks the block scalars themselves)
+    r"|[!&*?:%@`]|[|>](?![-+]? *+(?:#[^\r\n]*+)?\r?\n)|<<)",
+])
+_GATE = r" *+(?=[-+._0-9yYnNoOtTfF~!&*<?:|>%@`])"  # a cheap first test: can a token start here?
+_LINE = r" *+(?:- ++)*+"  # "- " only follows indentation (or another "- ")
+# A flow collection must close on its line, at most two deep, hold plain text (no '?'),
+# quoted strings and ': ', have `key: value` entries if a mapping, and not be a key: yaml-rs
+# reads multi-line ones, `[a:]`, `[a ::]`, `{1}` (an int key) ... its own way.
+_Q = r"""|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|'[^'\n]*+(?:''[^'\n]*+)*+'"""
+_KEY = r"""(?:[^\[\]{}"'\n\r:#,?]++""" + _Q + ")++"
+_VALUE = r"""[^\[\]{}"'\n\r:#,?]++|:(?= )""" + _Q
+
+
+def _flow(nest):
+    """Patterns for what follows a `[` and a `{`; `nest` may occur in values."""
+    value = f"(?:{_VALUE}{'|' + nest if nest else ''})*+"
+    return rf"{value}(?:,{value})*+\]", rf"(?: *+{_KEY}: {value}(?:, *+{_KEY}: {value})*+,?)? *+}}"
+
+
+_FLOW = _flow("|".join(re.escape(o) + rest for o, rest in zip("[{", _flow(""))))
+# (a character the text must hold, a pattern): `in` costs far less than a scan
+_UNSAFE = [(c, re.compile(p)) for c, p in [
+    ("\n", rf"\n{_LINE}{_GATE}(?:{_TOKEN}|\.\.\.)"),  # ... ends a document
+    (":", rf": {_GATE}{_TOKEN}"),
+    ("[", rf"\[(?:{_GATE}{_TOKEN}|(?!{_FLOW[0]}(?! *:)))"),
+    ("{", rf"\{{(?:{_GATE}{_TOKEN}|(?!{_FLOW[1]}(?! *:)))"),
+    (",", rf",{_GATE}{_TOKEN}"),
+    ("\r", r"\r(?!\n)"),  # a lone CR
+    ("'", r"':[^ \r\n]"),  # 'a':b; "a":b is _closing_quote_colon's
+    ("\\", r"\\/")]]  # go-yaml v2 rejects the escape \/
+_START = re.compile(rf"\.\.\.|{_LINE}{_GATE}{_TOKEN}")
+_CONTROLS = bytes(c for c in range(32) if c not in b"\r\n") + b"\x7f"
+
+
+def is_fast(text) -> bool:
+    """Whether `load_all` may read `text` with yaml-rs: nothing YAML 1.2 reads differently."""
+    # Tabs and control characters (libyaml rejects some yaml-rs takes); beyond ASCII also a
+    # BOM and NEL/LS/PS (line breaks in YAML 1.1 only): isprintable() is False for those.
+    if text.isascii():
+        raw = text.encode()
+        if len(raw.translate(None, _CONTROLS)) != len(raw):
+            return False
+    elif not text.replace("\r", "").replace("\n", "").isprintable():
+        return False
+    if len(text) >= _MAX_DEPTH and _too_deep(text):
+        return False  # yaml-rs overflows its stack near 20000 levels
+    return not (_START.match(text) or any(c in text and p.search(text) for c, p in _UNSAFE)
+                or ('":' in text and _closing_quote_colon(text))
+                or _empty_block_scalar(text))
+
+
+# What opens a block scalar after ": " or "- ": one pattern per indicator, as a literal
+# first character lets re skip ahead ten times faster than the class [|>].
+_BLOCK_HEADERS = [(c, re.compile(re.escape(c) + r"[-+]? *+(?:#[^\r\n]*+)?\r?\n")) for c in "|>"]
+_LEAD = re.compile(r" *+(?:- +)*")
+
+
+def _empty_block_scalar(text):
+    """Whether a block scalar might be empty: yaml-rs reads an empty `|` as "\n", go-yaml as "".
+
+    A block scalar is surely not empty when the line after its header is not blank and is
+    indented deeper than the node that holds it (a `key:` or a `- `) starts.
+    """
+    for match in (m for c, p in _BLOCK_HEADERS if c in text for m in p.finditer(text)):
+        start = text.rfind("\n", 0, match.start()) + 1
+        before = text[start:match.start()].rstrip(" ")  # any number of spaces, or indentation
+        if before and before[-1] not in ":-":
+            continue  # inside a scalar, not a block scalar's header
+        holder = _LEAD.match(text, start).end() - start
+        end = text.find("\n", match.end())
+        following = text[match.end():end if end >= 0 else len(text)].rstrip("\r")
+        if not following.strip(" ") or len(following) - len(following.lstrip(" ")) <= holder:
+            return True
+    return False
+
+
+_QUOTE_COLON = re.compile(r'":[^ \r\n]')
+_ESCAPED = re.compile(r"\\.")
+
+
+def _closing_quote_colon(text):
+    """Whether a double-quoted scalar ends right before `:x` (`"a":b`), which yaml-rs reads
+    as a key and go-yaml rejects. The opening quote of `[":8080"]` is no such thing.
+
+    Each line is judged on its own, so a line with an odd number of double quotes (a
+    scalar spanning lines, or a stray quote) counts as unsafe.
+    """
+    for match in _QUOTE_COLON.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        end = text.find("\n", match.start())
+        line = text[start:end if end >= 0 else len(text)]
+        if "\\" in line:
+            line = _ESCAPED.sub("", line)
+        if line.count('"') % 2 or not _opens_scalar(text[start:match.start()]):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=4096)  # the same lines recur across documents and files
+def _opens_scalar(prefix):
+    """Whether a `"` right after `prefix` (the start of its line) opens a quoted scalar."""
+    quote, start, i = None, True, 0  # start: a scalar may begin here
+    while i < len(prefix):
+        c = prefix[i]
+        if quote == '"' and c == "\\":
+            i += 1
+        elif quote and c == quote:
+            if quote == "'" and prefix[i + 1:i + 2] == "'":
+                i += 1
+            else:
+                quote, start = None, False
+        elif quote:
+            pass
+        elif c in "\"'" and start:
+            quote = c
+        elif c == "#" and (i == 0 or prefix[i - 1] in " \t"):
+            return False  # a comment: treat as unsafe rather than reason about it
+        elif c in "[{,":
+            start = True
+        elif c in "-?:" and prefix[i + 1:i + 2] == " ":
+            start = True
+        elif c not in " \t":
+            start = False
+        i += 1
+    return quote is None and start
