@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from k8s import cli
-from k8s.nodes import encryption
+from k8s.nodes import encryption, encryption_config, encryption_keys, node_files
 from k8s.commands import encryption as encryption_cli
 from k8s.secrets import files as secrets
 from k8s.secrets.masking import Scrubber
@@ -118,7 +118,7 @@ def test_key_is_made_encrypted_and_reused_never_replaced(repo):
     assert len(key_bytes(key)) == 32
     assert key.secret not in stored and key.secret not in first.out
     assert f"{encryption.KEYS_ANNOTATION}: secretbox:{key.name}" in stored  # readable in a diff
-    assert encryption._KEY_NAME.match(key.name)
+    assert encryption_keys._KEY_NAME.match(key.name)
 
     # a Secret-shaped document that `secrets list/edit` can decode (validated as a v1 Secret)
     objects = decode(repo.plaintext(), KEY_PATH, {"K8S_NAMESPACE": "demo"}, Scrubber())
@@ -158,9 +158,9 @@ def test_key_needs_the_sops_rules_first(tmp_path, capfd, monkeypatch, gnupghome)
 # --- the configuration --------------------------------------------------------------------------------
 
 def test_configuration_for_both_providers_and_more_resources():
-    for provider in encryption.PROVIDERS:
-        key = encryption.generate(provider)
-        config = encryption.configuration([key], encryption.resources("secrets configmaps"))
+    for provider in encryption_keys.PROVIDERS:
+        key = encryption_keys.generate(provider)
+        config = encryption_config.configuration([key], encryption_config.resources("secrets configmaps"))
         assert config["apiVersion"] == "apiserver.config.k8s.io/v1"
         assert config["kind"] == "EncryptionConfiguration"
         (entry,) = config["resources"]
@@ -170,22 +170,22 @@ def test_configuration_for_both_providers_and_more_resources():
         assert len(base64.b64decode(entry["providers"][0][provider]["keys"][0]["secret"])) == 32
 
     # a rotation that changes the provider: one entry per provider, in key order, identity last
-    old = encryption.generate("aescbc")
-    keys = encryption.add([old], "secretbox")
-    providers = encryption.configuration(keys, ["secrets"])["resources"][0]["providers"]
+    old = encryption_keys.generate("aescbc")
+    keys = encryption_keys.add([old], "secretbox")
+    providers = encryption_config.configuration(keys, ["secrets"])["resources"][0]["providers"]
     assert [list(p) for p in providers] == [["aescbc"], ["secretbox"], ["identity"]]
-    providers = encryption.configuration(encryption.promote(keys), ["secrets"])["resources"][0]["providers"]
+    providers = encryption_config.configuration(encryption_keys.promote(keys), ["secrets"])["resources"][0]["providers"]
     assert [list(p) for p in providers] == [["secretbox"], ["aescbc"], ["identity"]]
-    same = encryption.add([old], "aescbc")
-    providers = encryption.configuration(same, ["secrets"])["resources"][0]["providers"]
+    same = encryption_keys.add([old], "aescbc")
+    providers = encryption_config.configuration(same, ["secrets"])["resources"][0]["providers"]
     assert [k["name"] for k in providers[0]["aescbc"]["keys"]] == [old.name, same[1].name]
     assert providers[-1] == {"identity": {}}
 
-    assert encryption.resources("secrets  widgets.example.com secrets") == ["secrets", "widgets.example.com"]
+    assert encryption_config.resources("secrets  widgets.example.com secrets") == ["secrets", "widgets.example.com"]
     with pytest.raises(UserError, match="'Secrets' is not a resource name"):
-        encryption.resources("Secrets")
+        encryption_config.resources("Secrets")
     with pytest.raises(UserError, match="ENCRYPTION_RESOURCES is empty"):
-        encryption.resources(" ")
+        encryption_config.resources(" ")
     assert "secret=" not in repr(old) and old.secret not in repr(keys)
 
 
@@ -193,10 +193,10 @@ def test_key_names_sort_by_time_and_never_collide():
     import datetime
 
     moment = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    assert encryption.new_name([], moment) == "key-20260102T030405Z"
-    assert encryption.new_name(["key-20260102T030405Z"], moment) == "key-20260102T030405Z-1"
-    assert encryption.new_name(["key-20260102T030405Z-1"], moment) == "key-20260102T030405Z-2"
-    later = encryption.new_name(["key-20270101T000000Z"], moment)  # the clock went back
+    assert encryption_keys.new_name([], moment) == "key-20260102T030405Z"
+    assert encryption_keys.new_name(["key-20260102T030405Z"], moment) == "key-20260102T030405Z-1"
+    assert encryption_keys.new_name(["key-20260102T030405Z-1"], moment) == "key-20260102T030405Z-2"
+    later = encryption_keys.new_name(["key-20270101T000000Z"], moment)  # the clock went back
     assert later == "key-20270101T000000Z-1"
     assert ":" not in later  # key names appear in etcd as k8s:enc:<provider>:v1:<name>:
 
@@ -205,14 +205,14 @@ def test_fragment_forms_for_130_and_131():
     path = "/etc/kubernetes/encryption/config.yaml"
     volume = {"name": "encryption-config", "hostPath": "/etc/kubernetes/encryption",
               "mountPath": "/etc/kubernetes/encryption", "readOnly": True, "pathType": "DirectoryOrCreate"}
-    old = encryption.fragment(path, "1.30")
+    old = encryption_config.fragment(path, "1.30")
     assert old == {"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
                    "apiServer": {"extraArgs": {"encryption-provider-config": path}, "extraVolumes": [volume]}}
-    new = encryption.fragment(path, "1.31")
+    new = encryption_config.fragment(path, "1.31")
     assert new["apiVersion"] == "kubeadm.k8s.io/v1beta4"
     assert new["apiServer"] == {"extraArgs": [{"name": "encryption-provider-config", "value": path}],
                                 "extraVolumes": [volume]}
-    assert encryption.fragment(path)["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    assert encryption_config.fragment(path)["apiVersion"] == "kubeadm.k8s.io/v1beta4"
 
 
 def test_encryption_config_masks_the_key_and_writes_only_the_fragment(repo):
@@ -247,7 +247,7 @@ def test_install_copies_the_config_root_only_through_ssh_stdin(repo, sshd, tmp_p
     repo.monkeypatch.setenv("REMOTE_SUDO", "")
     repo.monkeypatch.setenv("ENCRYPTION_CONFIG_PATH", str(node_path))
     with pytest.raises(UserError, match="without spaces"):
-        encryption.config_path({"ENCRYPTION_CONFIG_PATH": "/etc/kube rnetes/x.yaml"})
+        encryption_config.config_path({"ENCRYPTION_CONFIG_PATH": "/etc/kube rnetes/x.yaml"})
     repo.ok("encryption", "key")
     (key,), _ = repo.keys()
 
@@ -267,7 +267,7 @@ def test_install_copies_the_config_root_only_through_ssh_stdin(repo, sshd, tmp_p
     info = node_path.stat()
     assert stat.S_IMODE(info.st_mode) == 0o600 and (info.st_uid, info.st_gid) == (0, 0)
     assert stat.S_IMODE(node_path.parent.stat().st_mode) == 0o700
-    expected = encryption.config_text([key], ["secrets"], str(node_path))
+    expected = encryption_config.config_text([key], ["secrets"], str(node_path))
     assert node_path.read_text() == expected
     assert key.secret not in done.out + done.err
     assert [p.name for p in node_path.parent.iterdir()] == ["config.yaml"]  # no temporary file left
@@ -725,15 +725,15 @@ def test_register_adds_the_commands():
 ])
 def test_a_resource_behind_a_wildcard_is_refused(value, covered, wildcard):
     with pytest.raises(UserError, match=rf"'{covered}' is covered by '\{wildcard[0]}{wildcard[1:]}' before it"):
-        encryption.resources(value)
-    assert encryption.resources("secrets deployments.apps *.apps *.*") == [
+        encryption_config.resources(value)
+    assert encryption_config.resources("secrets deployments.apps *.apps *.*") == [
         "secrets", "deployments.apps", "*.apps", "*.*"]
 
 
 @pytest.mark.parametrize("path, ok", [("/etc/kubernetes/enc/config.yaml", True), ("/config.yaml", False),
                                       ("/etc/a\nb/c.yaml", False), ("relative/c.yaml", False)])
 def test_node_files_need_a_folder_of_their_own(path, ok):
-    assert (encryption.node_file_problem(path) is None) == ok
+    assert (node_files.node_file_problem(path) is None) == ok
 
 
 @pytest.mark.parametrize("doc, message", [

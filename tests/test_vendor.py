@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from k8s.core import components, images, kubeyaml, render, substitute, validate, vendor
+from k8s.core import components, images, kubeyaml, render, substitute, validate, vendor, vendor_download, vendor_lock
 from k8s.commands import vendor as vendor_command
 from k8s.errors import UserError
 
@@ -95,7 +95,7 @@ def widgets(server, version="v1.0.0", urls=(WIDGETS, APP)):
 
 
 def run(components_, **kwargs):
-    """vendor.vendor into ./vendor; returns (Result, output lines)."""
+    """vendor_download.vendor into ./vendor; returns (Result, output lines)."""
     lines = []
 
     class Out:
@@ -105,7 +105,7 @@ def run(components_, **kwargs):
         def flush(self):
             pass
 
-    result = vendor.vendor(components_, "vendor", timeout=5, out=Out(), **kwargs)
+    result = vendor_download.vendor(components_, "vendor", timeout=5, out=Out(), **kwargs)
     return result, "".join(lines).splitlines()
 
 
@@ -161,7 +161,7 @@ def test_vendor_downloads_every_import_and_writes_a_sorted_stable_lock(checkout,
     sha = {n: hashlib.sha256(fixture(n)).hexdigest() for n in ("widgets.yaml", "app.yaml")}
     size = {n: len(fixture(n)) for n in ("widgets.yaml", "app.yaml")}
     base = f"{upstream.url}/releases/download/v1.0.0"
-    assert read("vendor/lock.yaml") == vendor.LOCK_HEADER + f"""\
+    assert read("vendor/lock.yaml") == vendor_lock.LOCK_HEADER + f"""\
 imports:
 - component: "extra"
   url: "{base}/app.yaml"
@@ -184,7 +184,7 @@ imports:
                         f"(1.0 KiB, sha256 {sha['widgets.yaml'][:12]})")
     assert lines[-1] == "vendor/lock.yaml written: 3 files (3 downloaded)"
     assert result.count("downloaded") == 3 and result.lock_written
-    assert vendor.read_lock("vendor")["widgets", f"{base}/widgets.yaml"].size == size["widgets.yaml"]
+    assert vendor_lock.read_lock("vendor")["widgets", f"{base}/widgets.yaml"].size == size["widgets.yaml"]
     assert not [n for f in ("widgets", "extra") for n in os.listdir(f"vendor/{f}") if n.startswith(".")]
 
 
@@ -214,7 +214,7 @@ def test_changed_upstream_is_only_taken_with_update(checkout, upstream):
     assert [(a, e.file) for a, e in result.files] == [("updated", "widgets/widgets.yaml"),
                                                       ("unchanged", "widgets/app.yaml")]
     assert read("vendor/widgets/widgets.yaml").encode() == changed
-    [entry] = [e for e in vendor.read_lock("vendor").values() if e.file == "widgets/widgets.yaml"]
+    [entry] = [e for e in vendor_lock.read_lock("vendor").values() if e.file == "widgets/widgets.yaml"]
     assert entry.sha256 == hashlib.sha256(changed).hexdigest()
     assert lines[-1] == "vendor/lock.yaml written: 2 files (1 updated, 1 unchanged)"
 
@@ -229,13 +229,13 @@ def test_a_version_bump_downloads_the_new_url_and_drops_the_old_entry(checkout, 
     assert sorted(upstream.requests) == ["/releases/download/v1.1.0/app.yaml",
                                          "/releases/download/v1.1.0/widgets.yaml"]
     assert read("vendor/widgets/widgets.yaml").encode() == newer
-    assert sorted(url.rsplit("/", 2)[1] for _, url in vendor.read_lock("vendor")) == ["v1.1.0", "v1.1.0"]
+    assert sorted(url.rsplit("/", 2)[1] for _, url in vendor_lock.read_lock("vendor")) == ["v1.1.0", "v1.1.0"]
     assert result.count("downloaded") == 2
     # an import removed from component.yaml loses its file and its entry
     result, lines = run([widgets(upstream, "v1.1.0", urls=(WIDGETS,))])
     assert not os.path.exists("vendor/widgets/app.yaml") and result.removed == ["widgets/app.yaml"]
     assert "removed    vendor/widgets/app.yaml (no longer imported)" in lines
-    assert [e.file for e in vendor.read_lock("vendor").values()] == ["widgets/widgets.yaml"]
+    assert [e.file for e in vendor_lock.read_lock("vendor").values()] == ["widgets/widgets.yaml"]
 
 
 def test_a_damaged_file_is_restored_from_upstream_only_if_it_matches_the_lock(checkout, upstream):
@@ -340,7 +340,7 @@ def test_an_invalid_vendored_cr_fails_validation_with_its_line(checkout, upstrea
 def test_a_tampered_file_is_an_exact_one_line_error(checkout, upstream):
     c = widgets(upstream, urls=(WIDGETS,))
     run([c])
-    [entry] = vendor.read_lock("vendor").values()
+    [entry] = vendor_lock.read_lock("vendor").values()
     with open("vendor/widgets/widgets.yaml", "a") as f:
         f.write("# tampered\n")
     now = hashlib.sha256(fixture("widgets.yaml") + b"# tampered\n").hexdigest()
@@ -386,7 +386,7 @@ def test_a_malformed_lock_is_an_error_with_its_line(checkout):
         f.write('imports:\n- component: "a"\n  url: "https://x/a.yaml"\n  file: "a/a.yaml"\n'
                 '  sha256: "abc"\n  size: 1\n')
     with pytest.raises(UserError) as err:
-        vendor.read_lock("vendor")
+        vendor_lock.read_lock("vendor")
     assert str(err.value) == ("vendor/lock.yaml:2: entry 1: sha256 must be 64 lower-case hex digits; "
                               "run make vendor to rewrite it")
 

@@ -28,7 +28,7 @@ def cmd_policy(args):
 
 
 def cmd_install(args):
-    from ..nodes.encryption import copy_to_node
+    from ..nodes.node_files import copy_to_node
 
     target_nodes(args, "audit_install")
     v = steps.read_values(args)

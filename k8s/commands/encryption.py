@@ -8,9 +8,12 @@ to a node are in `k8s.encryption`; the rewrite of every object in
 
 import sys
 
-from ..nodes.encryption import (DEFAULTS, FRAGMENT_FILE, KEY_BYTES, KEY_FILE, MASK, RESTART_HINT, Key, KeyFile,
-                         add, check_provider, config_path, config_text, copy_to_node, describe_keys, drop,
-                         fragment, generate, name_order, promote, resources)
+from ..nodes.encryption import KeyFile
+from ..nodes.encryption_config import (DEFAULTS, FRAGMENT_FILE, MASK, RESTART_HINT, config_path, config_text,
+                                       fragment, resources)
+from ..nodes.encryption_keys import (KEY_BYTES, KEY_FILE, Key, add, check_provider, describe_keys, drop,
+                                     generate, name_order, promote)
+from ..nodes.node_files import copy_to_node
 from .. import steps
 from ..errors import UserError
 from .options import cluster_options, target_nodes

@@ -1,7 +1,7 @@
 """`vendor`: download the upstream manifests components import, pinned in vendor/lock.yaml."""
 
 from .. import steps
-from ..core.vendor import DEFAULT_TIMEOUT
+from ..core.vendor_download import DEFAULT_TIMEOUT
 from ..errors import UsageError
 
 
@@ -23,7 +23,8 @@ def cmd_vendor(args):
     import math
 
     from ..core import components
-    from ..core.vendor import vendor, vendor_dir
+    from ..core.vendor import vendor_dir
+    from ..core.vendor_download import vendor
 
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")

@@ -226,7 +226,7 @@ def _matches(rule, verb, user, groups, group, resource, subresource, namespace, 
 
 def settings(variables):
     """The AUDIT_* values, checked: paths absolute, numbers non-negative integers."""
-    from .encryption import node_file_problem
+    from .node_files import node_file_problem
 
     value = {name: str(variables.get(name) or default).strip() for name, default in DEFAULTS.items()}
     errors = []
@@ -247,7 +247,7 @@ def settings(variables):
 
 def fragment(variables, kube_version=None):
     """The kubeadm ClusterConfiguration fragment: the audit flags and two hostPath volumes."""
-    from .encryption import cluster_configuration
+    from .node_files import cluster_configuration
 
     value = settings(variables)
     policy_dir = posixpath.dirname(value["AUDIT_POLICY_PATH"]) or "/"

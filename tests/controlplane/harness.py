@@ -81,13 +81,15 @@ def kubeconfig_text(server, ca_pem, user, cert_pem=None, key_pem=None, token=Non
 def write_toolkit_configs(directory):
     """(encryption config, audit policy): the toolkit's own EncryptionConfiguration, with a fresh
     key of its default provider, and its audit policy, as kube-apiserver reads them on a node."""
-    from k8s.nodes import audit, encryption
+    from k8s.nodes import audit
+    from k8s.nodes.encryption_config import DEFAULTS, config_text, resources
+    from k8s.nodes.encryption_keys import generate
 
     os.makedirs(directory, exist_ok=True)
     encryption_path = os.path.join(directory, "encryption-config.yaml")
-    key = encryption.generate(encryption.DEFAULTS["ENCRYPTION_PROVIDER"])
-    resources = encryption.resources(encryption.DEFAULTS["ENCRYPTION_RESOURCES"])
-    pki.write_private(encryption_path, encryption.config_text([key], resources, encryption_path))
+    key = generate(DEFAULTS["ENCRYPTION_PROVIDER"])
+    names = resources(DEFAULTS["ENCRYPTION_RESOURCES"])
+    pki.write_private(encryption_path, config_text([key], names, encryption_path))
     audit_path = pki.write_private(os.path.join(directory, "audit-policy.yaml"), audit.policy_text())
     return encryption_path, audit_path
 
