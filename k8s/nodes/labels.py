@@ -77,7 +77,7 @@ def label_value_problem(key, value):
 
 def load(directory, variables):
     """{node name: {label: value}} from `directory`/nodes.yaml, and node -> line."""
-    from .volumes import _load_document
+    from .volume_reader import _load_document
 
     path = os.path.join(directory, NODES_FILE)
     if not os.path.isfile(path):
