@@ -205,6 +205,8 @@ def test_first_apply_creates_in_order_and_second_changes_nothing(project, app, c
         "secret/creds created",
         f"widget.{app.group}/w created",
         "deployment.apps/web created",
+        f"  {app.base}: ready",
+        f"  {app.app}: ready",
         "6 created",
     ]
     # The namespace went before anything inside it, the CRD before its CR.
@@ -221,7 +223,8 @@ def test_first_apply_creates_in_order_and_second_changes_nothing(project, app, c
     again = run(project, "apply", *app.components)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == "6 unchanged"
-    assert all(line.endswith(" unchanged") for line in again.stdout.splitlines()[:-1])
+    assert all(line.endswith(" unchanged") for line in again.stdout.splitlines()[:-1]
+               if not line.startswith("  "))
     assert versions(control_plane, app) == before
 
 
@@ -303,7 +306,8 @@ def test_a_5xx_storm_beyond_the_retry_budget_fails_the_object(project, app, faul
     assert len(fault_proxy.requests(method="PATCH", path=r"/configmaps/settings$")) == 7
 
 
-def test_a_422_stops_after_the_current_tier_and_says_what_was_not_applied(project, app, control_plane):
+def test_a_422_fails_its_component_after_the_current_tier_and_says_what_was_not_applied(
+        project, app, control_plane):
     # A key the real server's validation refuses (config keys are [-._a-zA-Z0-9]+).
     app.write(project, "manifests/{app}/20-config.yaml",
               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  'no spaces': x\n")
@@ -314,7 +318,9 @@ def test_a_422_stops_after_the_current_tier_and_says_what_was_not_applied(projec
                and "no spaces" in line for line in lines), lines
     assert "secret/creds created" in lines  # same tier: already under way
     assert "deployment.apps/web not applied" in lines
-    assert lines[-1].startswith("3 created, 1 failed, 2 not applied; stopped after tier")
+    assert f"  {app.base}: ready" in lines
+    assert any(line.startswith(f"  {app.app}: failed (configmap/settings failed: ") for line in lines), lines
+    assert lines[-1] == "3 created, 1 failed, 2 not applied"
     assert stored(control_plane, app, "Deployment") is None
 
 
@@ -324,7 +330,7 @@ def test_a_rollout_that_never_finishes_times_out_naming_the_object(project, app)
         "    spec:\n", "    spec:\n      nodeSelector: {{example.com/no-such-node: 'true'}}\n"))
     result = run(project, "apply", *app.components, "--wait", "--timeout", "2")
     assert result.returncode == 1
-    assert "timed out after 2s waiting for deployment.apps/web (" in result.stdout.splitlines()[-1]
+    assert f"  {app.app}: failed (timed out after 2s waiting for deployment.apps/web (" in result.stdout
 
 
 def test_json_report(project, app):

@@ -190,7 +190,19 @@ def test_make_install_applies_the_rendered_set_in_order_and_a_second_run_changes
         applied = [line.rsplit(" ", 1)[0] for line in first.stdout.splitlines()[:-1]
                    if line.endswith(" created")]
         assert first.stdout.splitlines()[-1] == f"{len(objects)} created"
-        assert applied == [o.display for o in objects]
+        assert sorted(applied) == sorted(o.display for o in objects)
+        position = {display: i for i, display in enumerate(applied)}
+        names = list(dict.fromkeys(o.component for o in objects))
+        for name in names:  # inside a component the tiers hold; it starts once its dependencies are done
+            mine = [o.display for o in objects if o.component == name]
+            assert sorted(mine, key=position.get) == mine, name
+            assert f"  {name}: ready" in first.stdout
+        found = {c.name: c for c in components.discover(MANIFESTS, repo_values())}
+        for name in names:
+            for dep in found[name].depends:
+                if dep in names:
+                    assert max(position[o.display] for o in objects if o.component == dep) < \
+                        min(position[o.display] for o in objects if o.component == name), (dep, name)
         on_server = stored(control_plane, objects)
         for o in objects:
             found = on_server.get((o.kind, o.namespace, o.name))

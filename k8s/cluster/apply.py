@@ -1,4 +1,4 @@
-"""Apply: server-side apply of a validated object set, tier by tier.
+"""Apply: server-side apply of a validated object set, tier by tier (one component's, or one set).
 
 Every object goes to the server as one PATCH with `application/apply-patch+yaml`
 under a fixed field manager: creating and updating are the same call, and no
@@ -9,8 +9,10 @@ from the response: 201 is created; otherwise `changed` compares the object the
 run's LIST saw (one LIST per kind and namespace, before the tier) with the answer:
 the same resourceVersion is unchanged, else what the toolkit owns and the values it
 sets decide, so a controller's write in between or a dry run (which answers with the
-old version) is told apart from a real change. A 4xx stops the run after the current
-tier, and the summary says what was and was not applied.
+old version) is told apart from a real change. After each tier the engine waits
+for what later tiers need (`apply_tiers`); a 4xx fails the set after the current
+tier, and the summary says what was and was not applied. `install` runs many
+components' sets as a graph.
 """
 
 import base64
@@ -20,7 +22,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import wait as waits
+from . import readiness, wait as waits
 from .connection import ApiError
 from ..errors import UserError
 
@@ -58,13 +60,15 @@ class Run:
 
     outcomes: list = field(default_factory=list)
     stopped: str = ""
+    components: list = field(default_factory=list)  # graph.Result per component, for install
 
     def count(self, result):
         return sum(1 for o in self.outcomes if o.result == result)
 
     @property
     def failed(self):
-        return bool(self.stopped) or any(o.result == "failed" for o in self.outcomes)
+        return (bool(self.stopped) or any(o.result == "failed" for o in self.outcomes)
+                or any(c.state != "ready" for c in self.components))
 
     def summary(self):
         order = ["created", "configured", "unchanged", "deleted", "pruned", "not found", "failed",
@@ -72,10 +76,13 @@ class Run:
         order += [f"{r} {DRY_RUN}" for r in order]
         counts = [f"{self.count(r)} {r}" for r in order if self.count(r)]
         text = ", ".join(counts) or "nothing to do"
-        return f"{text}; {self.stopped}" if self.stopped else text
+        text = f"{text}; {self.stopped}" if self.stopped else text
+        return "\n".join([*(f"  {c.line()}" for c in self.components), text])
 
     def as_json(self):
         return json.dumps({"objects": [o.as_dict() for o in self.outcomes],
+                           "components": [{"name": c.name, "state": c.state, "reason": c.reason or None}
+                                          for c in self.components],
                            "summary": {r: self.count(r) for r in sorted({o.result for o in self.outcomes})},
                            "stopped": self.stopped or None}, indent=2)
 
@@ -122,28 +129,61 @@ class Engine:
     # --- apply ---------------------------------------------------------------
 
     def apply(self, tiers, dry_run=False):
-        """Apply every tier in order; returns a Run."""
+        """Apply every tier in order; returns a Run (one component's objects, or one set)."""
         run = Run()
-        for number, tier in enumerate(tiers):
-            if run.stopped:
-                run.outcomes.extend(Outcome(o, "not applied") for o in tier)
-                continue
-            outcomes = self.map_objects(lambda o: self.apply_one(o, dry_run), tier)
-            for outcome in outcomes:
-                run.outcomes.append(outcome)
-                self.say(outcome.line())
-            if any(o.result == "failed" for o in outcomes):
-                run.stopped = f"stopped after tier {number + 1} of {len(tiers)} because of errors"
-                continue
-            if not dry_run:
-                try:
-                    waits.wait_for_tier(outcomes, self.cluster_for, self.wait, self.timeout, self.say)
-                except UserError as err:
-                    run.stopped = str(err)
-        for outcome in run.outcomes:
-            if outcome.result == "not applied":
-                self.say(outcome.line())
+        ok, reason = self.apply_tiers(tiers, run, dry_run)
+        if not ok and not any(o.result == "failed" for o in run.outcomes):
+            run.stopped = reason  # a wait that failed; a failed object has its own line
         return run
+
+    def apply_tiers(self, tiers, run, dry_run=False, label=""):
+        """Apply tiers in order into `run`, waiting as readiness requires; (ok, why not).
+
+        After each tier: CRDs, Namespaces and webhook backends (later objects cannot be
+        applied without them) and the targets of depends-on annotations. At the end, with
+        `wait`, everything that has a readiness rule. A failed object stops the tiers
+        after its own; the rest are recorded as not applied.
+        """
+        targets = _depends_on_targets([o for tier in tiers for o in tier])
+        applied = []
+        for number, tier in enumerate(tiers):
+            outcomes = self.map_objects(lambda o: self.apply_one(o, dry_run), tier)
+            with self._lock:
+                run.outcomes.extend(outcomes)
+            for outcome in outcomes:
+                self.say(outcome.line())
+            applied += outcomes
+            failed = [o for o in outcomes if o.result == "failed"]
+            if failed:
+                rest = [Outcome(o, "not applied") for t in tiers[number + 1:] for o in t]
+                with self._lock:
+                    run.outcomes.extend(rest)
+                for outcome in rest:
+                    self.say(outcome.line())
+                return False, failed[0].line()
+            if dry_run:
+                continue
+            pending = waits.checks(outcomes, kinds=readiness.STRUCTURAL_KINDS | readiness.WEBHOOK_KINDS)
+            pending += [p for p in waits.checks([o for o in outcomes if id(o.obj) in targets])
+                        if p not in pending]
+            problem = self._wait(pending, label)
+            if problem:
+                return False, problem
+        if self.wait and not dry_run:
+            problem = self._wait(waits.checks(applied), label)
+            if problem:
+                return False, problem
+        return True, ""
+
+    def _wait(self, pending, label):
+        """None once `pending` is ready, else what went wrong."""
+        if not pending:
+            return None
+        try:
+            waits.wait_until_ready(pending, self.cluster_for, self.timeout, progress=self.say, label=label)
+        except UserError as err:
+            return str(err)
+        return None
 
     def map_objects(self, fn, objects):
         if self.parallel == 1 or len(objects) <= 1:
@@ -304,3 +344,10 @@ def _project(applied, actual):
         actual = actual if isinstance(actual, dict) else {}
         return {k: _project(v, actual.get(k)) for k, v in applied.items() if k not in ("apiVersion", "kind")}
     return actual
+
+
+def _depends_on_targets(objects):
+    """ids of the objects that a `k8s-toolkit/depends-on` annotation names (they are waited for)."""
+    from ..core.order import dependency_edges
+
+    return {id(target) for _, target in dependency_edges(objects, missing_ok=True)}

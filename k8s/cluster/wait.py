@@ -1,89 +1,134 @@
-"""Wait: hold the next tier until what this tier created is usable.
+"""Wait: poll applied objects until the readiness table says they are usable.
 
-A CustomResourceDefinition must be Established before its custom resources
-are applied, and a Namespace Active before objects go into it; with `--wait`,
-DaemonSets, Deployments and StatefulSets must finish their rollout (the
-conditions `kubectl rollout status` checks). Each object is polled with a
-GET, backing off from 0.2 s to 2 s, until it holds or the timeout passes; a
-timeout names every object still waiting and its last condition.
+Each object is read with a GET, backing off from 0.2 s to 2 s, and judged by
+its kind's rule (`readiness`); a webhook configuration is judged by the
+EndpointSlices of the Services it calls. A failure (a failed Job, with its
+pod's reason) ends the wait at once. Every `PROGRESS_EVERY` seconds the wait
+says what it still waits for; the timeout is kept to the poll, and its error
+names every object still waiting and the last state seen.
 """
 
 import json
 import time
+from urllib.parse import quote
 
+from . import readiness
+from .readiness import State
 from ..errors import UserError
 
 POLL_START, POLL_MAX = 0.2, 2.0
-ROLLOUT_KINDS = {"Deployment", "DaemonSet", "StatefulSet"}
+PROGRESS_EVERY = 10.0
 
 
-def crd_established(data):
-    return _condition(data, "Established") == "True", _last_condition(data)
-
-
-def namespace_active(data):
-    phase = (data.get("status") or {}).get("phase")
-    return phase == "Active", f"phase {phase or 'unknown'}"
-
-
-def rollout_complete(data):
-    """True when the workload's rollout is done, with a description of where it stands."""
-    kind, spec, status = data.get("kind"), data.get("spec") or {}, data.get("status") or {}
-    generation = (data.get("metadata") or {}).get("generation") or 0
-    if (status.get("observedGeneration") or 0) < generation:
-        return False, "waiting for the controller to observe the new generation"
-    if kind == "DaemonSet":
-        desired = status.get("desiredNumberScheduled") or 0
-        updated = status.get("updatedNumberScheduled") or 0
-        available = status.get("numberAvailable") or 0
-        return (updated >= desired and available >= desired,
-                f"{updated} of {desired} updated, {available} available")
-    wanted = spec.get("replicas", 1)
-    updated = status.get("updatedReplicas") or 0
-    ready = status.get("readyReplicas") or 0
-    if kind == "Deployment":
-        total = status.get("replicas") or 0
-        available = status.get("availableReplicas") or 0
-        done = updated >= wanted and total <= updated and available >= updated
-        return done, f"{updated} of {wanted} updated, {available} available; {_last_condition(data)}"
-    return updated >= wanted and ready >= wanted, f"{updated} of {wanted} updated, {ready} ready"
-
-
-CHECKS = {"CustomResourceDefinition": crd_established, "Namespace": namespace_active}
-
-
-def wait_for_tier(outcomes, cluster_for, rollouts, timeout, say):
-    """Wait until every applied object of a tier that needs it is usable.
-
-    Parameters:
-        outcomes: Outcomes of the tier (their `response` is the applied object).
-        cluster_for: component name -> Cluster.
-        rollouts: also wait for workload rollouts.
-        timeout: seconds before giving up.
-        say: prints one progress line.
-    """
+def checks(outcomes, kinds=None):
+    """(outcome, rule) for every applied object that has a rule (of `kinds`, if given)
+    and does not already hold in the server's answer to the apply."""
     pending = []
     for outcome in outcomes:
-        kind = outcome.obj.kind
-        check = CHECKS.get(kind) or (rollout_complete if rollouts and kind in ROLLOUT_KINDS else None)
-        if check and outcome.response is not None:
-            held, _ = check(outcome.response)
-            if not held:
-                pending.append((outcome, check))
-    if not pending:
-        return
-    rollouts = sum(1 for _, check in pending if check is rollout_complete)
-    if rollouts:  # CRDs and namespaces settle in a moment; rollouts are worth a line
-        say(f"waiting for {rollouts} rollout{'s' if rollouts != 1 else ''} (timeout {timeout:g}s)")
-    _poll(pending, cluster_for, timeout, _fetch)
+        obj = outcome.obj
+        if outcome.response is None or (kinds is not None and obj.kind not in kinds):
+            continue
+        if obj.kind in readiness.WEBHOOK_KINDS:
+            pending.append((outcome, None))  # judged by its Services' endpoints
+            continue
+        rule = readiness.rule_for(obj.kind, obj.group)
+        if rule and not rule(outcome.response).ready:
+            pending.append((outcome, rule))
+    return pending
 
 
-def wait_for_deletion(outcomes, cluster_for, timeout, say):
-    """Wait until deleted objects (namespaces, which terminate slowly) are gone."""
-    say(f"waiting for {len(outcomes)} namespace{'s' if len(outcomes) != 1 else ''} "
-        f"to finish terminating (timeout {timeout:g}s)")
-    _poll([(o, namespace_gone) for o in outcomes], cluster_for, timeout, _fetch_or_none)
+def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", read=None):
+    """Poll until every (outcome, rule) of `pending` is ready.
 
+    Parameters:
+        pending: from `checks`.
+        cluster_for: component name -> Cluster.
+        timeout: seconds; the wait ends at that moment, not before.
+        progress: prints one line; called every PROGRESS_EVERY seconds while waiting.
+        label: what the progress line starts with (the component).
+        read: (obj, cluster) -> the object now (default `fetch`).
+    A failure or the timeout is a UserError naming the objects.
+    """
+    start = time.monotonic()
+    deadline, delay, next_line = start + timeout, POLL_START, start + PROGRESS_EVERY
+    last = {}
+    while True:
+        still = []
+        for outcome, rule in pending:
+            state = _judge(outcome, rule, cluster_for, read or fetch)
+            if state.failed:
+                raise UserError(f"{outcome.obj.display} {state.detail}")
+            if not state.ready:
+                last[id(outcome)] = state.detail
+                still.append((outcome, rule))
+        pending = still
+        if not pending:
+            return
+        waiting = "; ".join(f"{o.obj.display} ({last[id(o)]})" for o, _ in pending)
+        now = time.monotonic()
+        if now >= deadline:
+            raise UserError(f"timed out after {timeout:g}s waiting for {waiting}")
+        if progress and now >= next_line:
+            progress(f"{label}: {int(now - start)}s, waiting for {waiting}" if label else
+                     f"waiting for {waiting}")
+            next_line = now + PROGRESS_EVERY
+        time.sleep(min(delay, max(0.0, deadline - now)))
+        delay = min(delay * 2, POLL_MAX)
+
+
+def _judge(outcome, rule, cluster_for, read):
+    obj = outcome.obj
+    cluster = cluster_for(obj.component)
+    if rule is None:
+        return _webhook_backends(cluster, read(obj, cluster))
+    state = rule(read(obj, cluster))
+    if state.failed and obj.kind == "Job":
+        why = _job_pod_reason(cluster, obj)
+        if why:
+            state = State(False, f"{state.detail}; pod {why}", failed=True)
+    return state
+
+
+def fetch(obj, cluster):
+    """The object as the server has it now."""
+    resource = cluster.resource(obj.api_version, obj.kind)
+    response = cluster.call(lambda: cluster.dynamic.get(
+        resource, name=obj.name, namespace=obj.namespace if resource.namespaced else None,
+        serialize=False), obj=obj.ref)
+    return json.loads(response.data)
+
+
+def _get(cluster, path):
+    response = cluster.call(lambda: cluster.dynamic.request("get", path, serialize=False))
+    return json.loads(response.data)
+
+
+def _webhook_backends(cluster, data):
+    """Ready when every Service the webhooks call has a ready endpoint."""
+    for namespace, name in readiness.webhook_services(data):
+        selector = quote(f"kubernetes.io/service-name={name}")
+        slices = _get(cluster, f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+                               f"?labelSelector={selector}").get("items") or []
+        state = readiness.endpoints_ready(slices)
+        if not state.ready:
+            return State(False, f"service {namespace}/{name}: no ready endpoint yet")
+    return State(True, "backends ready")
+
+
+def _job_pod_reason(cluster, obj):
+    """Why the Job's last failed pod failed: its container's reason, exit code and message."""
+    selector = quote(f"batch.kubernetes.io/job-name={obj.name}")
+    pods = _get(cluster, f"/api/v1/namespaces/{obj.namespace}/pods?labelSelector={selector}").get("items") or []
+    for pod in reversed(pods):
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            done = (status.get("state") or {}).get("terminated") or {}
+            if done and done.get("exitCode"):
+                parts = [done.get("reason") or "terminated", f"exit code {done['exitCode']}", done.get("message")]
+                return f"{pod['metadata']['name']}: " + ", ".join(" ".join(str(p).split()) for p in parts if p)
+    return ""
+
+
+# --- deletion ---------------------------------------------------------------------------------
 
 # What the namespace controller reports when it cannot finish; the common one on a kubeadm
 # cluster is an aggregated API (metrics.k8s.io) whose backend is down: the controller will
@@ -94,67 +139,27 @@ DELETION_FAILURES = ("NamespaceDeletionDiscoveryFailure", "NamespaceDeletionGrou
 
 def namespace_gone(data):
     if data is None:
-        return True, "gone"
+        return State(True, "gone")
     for condition in (data.get("status") or {}).get("conditions") or []:
         if condition.get("type") in DELETION_FAILURES and condition.get("status") == "True":
-            return False, f"still terminating: {' '.join(str(condition.get('message', '')).split())}"
-    return False, "still terminating"
+            return State(False, f"still terminating: {' '.join(str(condition.get('message', '')).split())}")
+    return State(False, "still terminating")
 
 
-def _poll(pending, cluster_for, timeout, fetch):
-    deadline = time.monotonic() + timeout
-    delay = POLL_START
-    last = {}
-    while pending:
-        still = []
-        for outcome, check in pending:
-            data = fetch(outcome, cluster_for)
-            held, state = check(data)
-            if not held:
-                last[id(outcome)] = state
-                still.append((outcome, check))
-        pending = still
-        if not pending:
-            return
-        if time.monotonic() + delay > deadline:
-            waiting = "; ".join(f"{o.obj.display} ({last[id(o)]})" for o, _ in pending)
-            raise UserError(f"timed out after {timeout:g}s waiting for {waiting}")
-        time.sleep(delay)
-        delay = min(delay * 2, POLL_MAX)
+def wait_for_deletion(outcomes, cluster_for, timeout, say):
+    """Wait until deleted objects (namespaces, which terminate slowly) are gone."""
+    say(f"waiting for {len(outcomes)} namespace{'s' if len(outcomes) != 1 else ''} "
+        f"to finish terminating (timeout {timeout:g}s)")
+    wait_until_ready([(o, namespace_gone) for o in outcomes], cluster_for, timeout, progress=say,
+                     read=_fetch_or_none)
 
 
-def _fetch(outcome, cluster_for):
-    obj = outcome.obj
-    cluster = cluster_for(obj.component)
-    resource = cluster.resource(obj.api_version, obj.kind)
-    response = cluster.call(lambda: cluster.dynamic.get(
-        resource, name=obj.name, namespace=obj.namespace if resource.namespaced else None,
-        serialize=False), obj=obj.ref)
-    return json.loads(response.data)
-
-
-def _fetch_or_none(outcome, cluster_for):
+def _fetch_or_none(obj, cluster):
     from .connection import ApiError
 
     try:
-        return _fetch(outcome, cluster_for)
+        return fetch(obj, cluster)
     except ApiError as err:
         if err.status == 404:
             return None
         raise
-
-
-def _condition(data, kind):
-    for condition in (data.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return condition.get("status")
-    return None
-
-
-def _last_condition(data):
-    conditions = (data.get("status") or {}).get("conditions") or []
-    if not conditions:
-        return "no conditions yet"
-    c = conditions[-1]
-    text = f"{c.get('type')}={c.get('status')}"
-    return f"{text}: {c['message']}" if c.get("message") else text

@@ -62,15 +62,15 @@ def _ready_to_install(engine, clusters, selected, objects):
 
 
 def _apply(args, only_install=False):
-    from ..core import order
     from ..cluster import prune
+    from ..cluster.install import install
 
     def work(clusters, selected, objects):
         engine = steps.engine(args, clusters)
         if only_install:
             selected, objects = _ready_to_install(engine, clusters, selected, objects)
         names = [c.name for c in selected]
-        run = engine.apply(order.tiers(objects, names))
+        run = install(engine, selected, objects)
         if args.prune and not run.failed:
             run.outcomes.extend(prune.prune(engine, objects, names).outcomes)
         return steps.finish(args, run)

@@ -81,12 +81,13 @@ def kind_rank(obj, crd_kinds):
     return RANK.get(obj.kind, UNKNOWN_RANK)
 
 
-def tiers(objects, component_names):
+def tiers(objects, component_names, elsewhere=()):
     """`objects` grouped into tiers, in apply order.
 
     Parameters:
         objects: RenderedObjects.
         component_names: component names in dependency order.
+        elsewhere: objects of the run outside `objects` that depends-on may name.
 
     Returns a list of lists; every object of a tier may be applied at the same
     time, and a tier starts only when the one before it is done.
@@ -96,17 +97,22 @@ def tiers(objects, component_names):
                   ((o.data.get("spec") or {}).get("names") or {}).get("kind"))
                  for o in objects if o.kind == "CustomResourceDefinition"}
     keys = {id(o): (position[o.component], kind_rank(o, crd_kinds), 0) for o in objects}
-    _apply_explicit_dependencies(objects, keys)
+    _apply_explicit_dependencies(objects, keys, elsewhere)
     grouped = {}
     for obj in objects:
         grouped.setdefault(keys[id(obj)], []).append(obj)
     return [grouped[k] for k in sorted(grouped)]
 
 
-def _apply_explicit_dependencies(objects, keys):
-    """Move objects with a depends-on annotation into a tier after their targets."""
-    index = {}
-    for obj in objects:
+def dependency_edges(objects, elsewhere=(), missing_ok=False):
+    """(object, target) for every `k8s-toolkit/depends-on` reference among `objects`.
+
+    A reference to an object of `elsewhere` (other components of the run, ordered by
+    the component graph) is no edge here; to anything else it is a UserError, unless
+    `missing_ok` (the set is a part of a run that was checked as a whole).
+    """
+    index, outside = {}, {id(o) for o in elsewhere}
+    for obj in [*elsewhere, *objects]:
         index[(obj.kind, obj.namespace or "", obj.name)] = obj
     edges = []
     for obj in objects:
@@ -120,11 +126,20 @@ def _apply_explicit_dependencies(objects, keys):
                 target = index.get(tuple(parts))
             else:
                 target = None
+            if target is None and missing_ok:
+                continue
             if target is None:
                 raise UserError(f"{DEPENDS_ON}: {ref!r} is not an object of this run "
                                 "(expected Kind/name or Kind/namespace/name)",
                                 file=obj.source.file, line=obj.source.line, obj=obj.ref)
-            edges.append((obj, target))
+            if id(target) not in outside:
+                edges.append((obj, target))
+    return edges
+
+
+def _apply_explicit_dependencies(objects, keys, elsewhere=()):
+    """Move objects with a depends-on annotation into a tier after their targets."""
+    edges = dependency_edges(objects, elsewhere)
     for _ in range(len(edges) + 1):  # longest chain is at most len(edges)
         moved = False
         for obj, target in edges:

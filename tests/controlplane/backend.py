@@ -7,6 +7,8 @@ own IP, once a pod annotated `controlplane.test/serve: <service>.<namespace>.svc
 Ready, and stops it when the pod goes. It answers every AdmissionReview: allowed, unless
 the object carries the label `controlplane.test/deny`, which it refuses with that label's
 value as the message; so a test can tell a webhook that answered from one never called.
+A GET of /apis/GROUP/VERSION answers an empty APIResourceList, which is what the API
+aggregator asks of an APIService's backend before it calls it Available.
 """
 
 import argparse
@@ -32,6 +34,20 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                            "response": response}).encode()
         self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "apis":
+            body = json.dumps({"kind": "APIResourceList", "apiVersion": "v1",
+                               "groupVersion": f"{parts[1]}/{parts[2]}", "resources": []}).encode()
+            self.send_response(200)
+        else:
+            body = b"ok"
+            self.send_response(200 if parts[0] in ("healthz", "readyz", "livez") else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

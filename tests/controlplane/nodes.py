@@ -10,7 +10,17 @@ Succeeded instead), and a pod being deleted is removed, as a kubelet does once i
 containers stopped. No container runs: nothing here pulls an image. The one exception:
 given --netns (kube-apiserver's network namespace) and --pki, a pod annotated
 `controlplane.test/serve: <service>.<namespace>.svc` gets an admission webhook backend
-(backend.py) on its IP and first container port in that namespace while it is Ready.
+(backend.py) on its IP and first container port in that namespace while it is Ready; so
+does a metrics-server pod (by its image), whose APIService then turns Available.
+
+As a kubelet, a pod that mounts a Secret or ConfigMap that does not exist (and is not
+optional) stays Pending in ContainerCreating until it does. Annotations a test sets on
+a pod template play what the pod's containers would do:
+- `controlplane.test/delay: SECONDS`: start after this long instead of --pod-delay.
+- `controlplane.test/fail: REASON`: the container exits 1 (a Job's pod Failed, any
+  other pod Running but never Ready, its container waiting in CrashLoopBackOff).
+- `controlplane.test/creates-secret: NAME`: a Job's pod creates the Secret NAME
+  (key `ca`) in its namespace before it completes, as a certificate-generating Job does.
 """
 
 import argparse
@@ -32,6 +42,11 @@ LEASE_SECONDS = 40
 RENEW_EVERY = 10
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 SERVE_ANNOTATION = "controlplane.test/serve"
+AGGREGATED_API_IMAGE = "/metrics-server/metrics-server:"  # pods that serve an aggregated API
+DELAY_ANNOTATION = "controlplane.test/delay"
+FAIL_ANNOTATION = "controlplane.test/fail"
+CREATES_SECRET_ANNOTATION = "controlplane.test/creates-secret"
+MOUNT_RETRY = 0.5  # how often a pod held by a missing Secret or ConfigMap looks again
 CAPACITY = {"cpu": "8", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
 
@@ -154,7 +169,55 @@ class Nodes:
             self.remove(pod)
         elif meta.uid not in self.started and (pod.status.phase in (None, "Pending")):
             self.started.add(meta.uid)
-            threading.Timer(self.pod_delay, self.start_pod, (pod,)).start()
+            delay = float((meta.annotations or {}).get(DELAY_ANNOTATION, self.pod_delay))
+            threading.Timer(delay, self.start_when_mounted, (pod,)).start()
+
+    def missing_mount(self, pod):
+        """The first Secret or ConfigMap a pod mounts that does not exist, as kubelet words it."""
+        for volume in pod.spec.volumes or ():
+            if volume.secret and not volume.secret.optional:
+                kind, name, read = "secret", volume.secret.secret_name, self.core.read_namespaced_secret
+            elif volume.config_map and not volume.config_map.optional:
+                kind, name, read = "configmap", volume.config_map.name, self.core.read_namespaced_config_map
+            else:
+                continue
+            try:
+                read(name, pod.metadata.namespace)
+            except ApiException as err:
+                if err.status == 404:
+                    return f'{kind} "{name}" not found'
+        return None
+
+    def start_when_mounted(self, pod):
+        missing = self.missing_mount(pod)
+        if missing is None:
+            return self.start_pod(pod)
+        meta = pod.metadata
+        waiting = [{"name": c.name, "image": c.image, "imageID": "", "ready": False, "started": False,
+                    "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}
+                   for c in pod.spec.containers]
+        try:
+            self.core.patch_namespaced_pod_status(meta.name, meta.namespace, {"status": {
+                "phase": "Pending", "containerStatuses": waiting,
+                "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp()}]}})
+            # what `kubectl describe` shows: kubelet's FailedMount event
+            self.core.create_namespaced_event(meta.namespace, {
+                "metadata": {"generateName": f"{meta.name}."},
+                "involvedObject": {"kind": "Pod", "name": meta.name, "namespace": meta.namespace, "uid": meta.uid},
+                "reason": "FailedMount", "type": "Warning", "source": {"component": "kubelet"},
+                "message": f"MountVolume.SetUp failed: {missing}"})
+        except ApiException as err:
+            if err.status == 404:
+                return  # deleted meanwhile
+        threading.Timer(MOUNT_RETRY, self.retry_mount, (meta.namespace, meta.name, meta.uid)).start()
+
+    def retry_mount(self, namespace, name, uid):
+        try:
+            pod = self.core.read_namespaced_pod(name, namespace)
+        except ApiException:
+            return
+        if pod.metadata.uid == uid and not pod.metadata.deletion_timestamp:
+            self.start_when_mounted(pod)
 
     def remove(self, pod):
         self.stop_backend(pod.metadata.uid)
@@ -169,16 +232,26 @@ class Nodes:
 
     def start_pod(self, pod):
         meta, spec = pod.metadata, pod.spec
+        annotations = meta.annotations or {}
         job = any(ref.kind == "Job" for ref in meta.owner_references or ())
+        fail = annotations.get(FAIL_ANNOTATION)
         started = stamp()
         ip = self.pod_ip(pod)
-        if job:
+        if job and fail:
+            state = {"terminated": {"exitCode": 1, "reason": "Error", "message": fail,
+                                    "startedAt": started, "finishedAt": stamp()}}
+        elif job:
+            if annotations.get(CREATES_SECRET_ANNOTATION):
+                self.create_secret(meta.namespace, annotations[CREATES_SECRET_ANNOTATION])
             state = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": stamp()}}
+        elif fail:
+            state = {"waiting": {"reason": "CrashLoopBackOff", "message": fail}}
         else:
             state = {"running": {"startedAt": started}}
-        ready = "False" if job else "True"
+        live = not job and not fail
+        ready = "True" if live else "False"
         statuses = [{"name": c.name, "image": c.image, "imageID": "", "containerID": f"containerd://{meta.uid}-{c.name}",
-                     "ready": not job, "started": not job, "restartCount": 0, "state": state}
+                     "ready": live, "started": live, "restartCount": 1 if fail and not job else 0, "state": state}
                     for c in spec.containers]
         init = [{"name": c.name, "image": c.image, "imageID": "", "containerID": f"containerd://{meta.uid}-{c.name}",
                  "ready": True, "started": False, "restartCount": 0,
@@ -188,18 +261,29 @@ class Nodes:
         conditions = [{"type": t, "status": s, "lastTransitionTime": started}
                       for t, s in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
                                    ("ContainersReady", ready), ("Ready", ready), ("PodScheduled", "True"))]
-        status = {"phase": "Succeeded" if job else "Running", "conditions": conditions,
+        phase = ("Failed" if fail else "Succeeded") if job else "Running"
+        status = {"phase": phase, "conditions": conditions,
                   "hostIP": self.ips[spec.node_name], "hostIPs": [{"ip": self.ips[spec.node_name]}],
                   "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
                   "containerStatuses": statuses, "initContainerStatuses": init}
-        serves = (meta.annotations or {}).get(SERVE_ANNOTATION)
-        if serves and not job and self.netns and not spec.host_network:
+        serves = annotations.get(SERVE_ANNOTATION) or (
+            f"metrics-server.{meta.namespace}.svc"
+            if any(AGGREGATED_API_IMAGE in c.image for c in spec.containers) else None)
+        if serves and live and self.netns and not spec.host_network:
             self.start_backend(pod, ip, serves)  # listening before the pod reads Ready
         try:
             self.core.patch_namespaced_pod_status(meta.name, meta.namespace, {"status": status})
         except ApiException as err:
             if err.status != 404:
                 print(f"status of {meta.namespace}/{meta.name}: {err.status} {err.body}", file=sys.stderr, flush=True)
+
+    def create_secret(self, namespace, name):
+        try:
+            self.core.create_namespaced_secret(namespace, {"metadata": {"name": name},
+                                                           "stringData": {"ca": "generated by the Job"}})
+        except ApiException as err:
+            if err.status != 409:
+                print(f"secret {namespace}/{name}: {err.status}", file=sys.stderr, flush=True)
 
     # -- webhook backends -----------------------------------------------------------------------
 

@@ -1,0 +1,47 @@
+"""Install: the selected components as a graph, each applied and made ready on its own.
+
+A component starts once every component it `depends` on is ready; independent
+ones are applied at the same time (`COMPONENTS_AT_ONCE`). Inside a component
+the kind ranks and depends-on annotations still make tiers (`core.order`), and
+the engine waits as the readiness table says. A component that fails fails
+itself and its dependents only; the others finish. A depends-on annotation
+that names an object of another component adds that component to the graph.
+"""
+
+from . import graph
+from .apply import Outcome, Run
+from ..core import order
+
+COMPONENTS_AT_ONCE = 4
+
+
+def install(engine, components, objects, dry_run=False):
+    """Apply `objects` of `components` (in dependency order) through `engine`; a Run whose
+    `components` holds one graph.Result per component, in the order given."""
+    run = Run()
+    by_component = {c.name: [] for c in components}
+    for obj in objects:
+        by_component[obj.component].append(obj)
+    depends = {c.name: [d for d in c.depends if d in by_component] for c in components}
+    component_of = {id(o): o.component for o in objects}
+    for obj, target in order.dependency_edges(objects):
+        if component_of[id(target)] != obj.component and component_of[id(target)] not in depends[obj.component]:
+            depends[obj.component].append(component_of[id(target)])
+
+    def work(name):
+        mine = by_component[name]
+        others = [o for o in objects if o.component != name]
+        return engine.apply_tiers(order.tiers(mine, [name], elsewhere=others), run, dry_run, label=name)
+
+    def done(result):
+        if result.state != graph.READY:
+            engine.say(result.line())
+
+    results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE, on_done=done)
+    for c in components:
+        if results[c.name].state == graph.SKIPPED:
+            for obj in by_component[c.name]:
+                run.outcomes.append(Outcome(obj, "not applied"))
+                engine.say(run.outcomes[-1].line())
+    run.components = [results[c.name] for c in components]
+    return run

@@ -1,0 +1,216 @@
+"""`render.py install` as a graph on the real control plane: readiness for every kind,
+failure isolation, webhooks whose backends must be up first.
+
+The simulated kubelets (tests.controlplane.nodes) play the containers: a pod that mounts
+a missing Secret stays in ContainerCreating, `controlplane.test/fail` makes a container
+exit 1, `controlplane.test/creates-secret` makes a Job's pod write a Secret, and
+`controlplane.test/serve` puts a real admission webhook backend behind a Ready pod.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+VARS = "export ADMIN_CTX ?= kubernetes-admin@kubernetes\n"
+
+
+def names(request):
+    tag = hashlib.sha256(request.node.name.encode()).hexdigest()[:6]
+    return f"inst-{tag}"
+
+
+def kubectl(plane, *args, check=True):
+    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, *args],
+                            capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def component(project, name, depends=(), namespace=None, **files):
+    lines = []
+    if depends:
+        lines.append(f"depends: [{', '.join(depends)}]")
+    if namespace:
+        lines.append(f"namespace: {namespace}")
+    project.write(f"manifests/{name}/component.yaml", "\n".join(lines) + "\n")
+    for file_name, text in files.items():
+        project.write(f"manifests/{name}/{file_name}.yaml", text)
+
+
+def namespace_yaml(name, **labels):
+    label_text = "".join(f"\n    {k}: {v}" for k, v in labels.items())
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}" + (
+        f"\n  labels:{label_text}" if labels else "") + "\n"
+
+
+def job_yaml(name, annotations):
+    notes = "".join(f"\n        {k}: {json.dumps(v)}" for k, v in annotations.items())
+    return f"""\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      annotations:{notes}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: registry.k8s.io/pause:3.10
+"""
+
+
+def deployment_yaml(name, annotations=None, secret=None, port=None):
+    template_meta = f"labels: {{app: {name}}}"
+    if annotations:
+        template_meta += "\n      annotations:" + "".join(f"\n        {k}: {json.dumps(v)}"
+                                                     for k, v in annotations.items())
+    ports = f"\n        ports:\n        - containerPort: {port}" if port else ""
+    mount = volume = ""
+    if secret:
+        mount = "\n        volumeMounts:\n        - name: certs\n          mountPath: /certs"
+        volume = f"\n      volumes:\n      - name: certs\n        secret:\n          secretName: {secret}"
+    return f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      {template_meta}
+    spec:
+      containers:
+      - name: main
+        image: registry.k8s.io/pause:3.10{ports}{mount}{volume}
+"""
+
+
+@pytest.fixture
+def cluster_project(project, control_plane, request):
+    project.write("Makefile.vars", VARS)
+    project.env = {"KUBECONFIG": control_plane.kubeconfig}
+    made = []
+    yield project, names(request), made
+    for ns in made:
+        kubectl(control_plane, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+
+
+def install(project, *args):
+    start = time.monotonic()
+    result = project.run("install", *args, env=project.env)
+    return result, time.monotonic() - start
+
+
+def test_a_failed_job_fails_its_component_and_dependents_only(cluster_project, control_plane):
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    component(project, f"{tag}-base", namespace=ns, **{"10-ns": namespace_yaml(ns)})
+    component(project, f"{tag}-broken", depends=[f"{tag}-base"], namespace=ns,
+              **{"10-job": job_yaml("migrate", {"controlplane.test/fail": "schema v7 missing"})})
+    component(project, f"{tag}-after", depends=[f"{tag}-broken"], namespace=ns,
+              **{"10-cm": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n"})
+    component(project, f"{tag}-other", depends=[f"{tag}-base"], namespace=ns,
+              **{"10-deploy": deployment_yaml("other")})
+    result, _ = install(project, "--timeout", "60")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(rf"{tag}-broken: failed \(job\.batch/migrate failed: BackoffLimitExceeded.*"
+                     rf"pod migrate-\w+: Error, exit code 1, schema v7 missing", out), out
+    assert f"{tag}-after: skipped (needs {tag}-broken, which failed)" in out
+    assert f"{tag}-other: ready" in out and f"{tag}-base: ready" in out
+    assert "configmap/after not applied" in out
+    assert kubectl(control_plane, "-n", ns, "get", "configmap", "after", check=False).returncode != 0
+    assert kubectl(control_plane, "-n", ns, "get", "deployment", "other").returncode == 0
+
+
+@pytest.mark.parametrize("command", ["install", "apply"])
+def test_a_deployment_waits_for_the_secret_its_job_creates_and_a_webhook_for_its_backend(
+        cluster_project, control_plane, command):
+    """ingress-nginx's shape: the controller mounts a Secret only the certgen Job writes, and
+    its admission webhook refuses what it intercepts until the controller's pod is Ready.
+    One install must get through, and the dependent's object really passes the webhook;
+    `apply` waits for no rollout, but still for the webhook's backend."""
+    if os.geteuid() != 0:
+        pytest.skip("webhook backends live in the apiserver's network namespace (root)")
+    project, tag, made = cluster_project
+    ns, user_ns = f"{tag}-gate", f"{tag}-user"
+    made += [ns, user_ns]
+    with open(os.path.join(control_plane.pki, "ca.crt"), "rb") as f:
+        ca_bundle = base64.b64encode(f.read()).decode()
+    webhook = f"""\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: {tag}-gate
+webhooks:
+- name: gate.{tag}.example.com
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 5
+  namespaceSelector:
+    matchLabels: {{gate: {tag}}}
+  clientConfig:
+    caBundle: {ca_bundle}
+    service: {{name: gate, namespace: {ns}}}
+  rules:
+  - apiGroups: [""]
+    apiVersions: [v1]
+    operations: [CREATE]
+    resources: [configmaps]
+"""
+    service = ("apiVersion: v1\nkind: Service\nmetadata:\n  name: gate\nspec:\n  selector: {app: gate}\n"
+               "  ports:\n  - port: 443\n    targetPort: 8443\n")
+    component(project, f"{tag}-gate", namespace=ns, **{
+        "10-ns": namespace_yaml(ns), "20-svc": service, "40-webhook": webhook,
+        "30-deploy": deployment_yaml("gate", {"controlplane.test/serve": f"gate.{ns}.svc"},
+                                     secret="gate-admission", port=8443),
+        "35-job": job_yaml("certgen", {"controlplane.test/creates-secret": "gate-admission"})})
+    component(project, f"{tag}-user", depends=[f"{tag}-gate"], namespace=user_ns, **{
+        "10-ns": namespace_yaml(user_ns, gate=tag),
+        "20-cm": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: passes\n"})
+    try:
+        if command == "install":
+            result, _ = install(project, "--timeout", "90")
+        else:
+            result = project.run("apply", f"{tag}-gate", f"{tag}-user", "--timeout", "90", env=project.env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{tag}-gate: ready" in result.stdout and f"{tag}-user: ready" in result.stdout
+        assert kubectl(control_plane, "-n", user_ns, "get", "configmap", "passes").returncode == 0
+        # the backend really judges what it intercepts: one it is told to deny is refused
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "nope", "labels": {"controlplane.test/deny": "gate-says-no"}}}
+        denied = subprocess.run(["kubectl", "--kubeconfig", control_plane.kubeconfig, "-n", user_ns, "create",
+                                 "-f", "-"], input=json.dumps(body), capture_output=True, text=True, timeout=60)
+        assert denied.returncode != 0 and "gate-says-no" in denied.stderr, denied.stderr
+    finally:
+        kubectl(control_plane, "delete", "validatingwebhookconfiguration", f"{tag}-gate", "--ignore-not-found",
+                check=False)
+
+
+def test_a_timeout_is_kept_and_names_the_last_state(cluster_project, control_plane):
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    component(project, f"{tag}-stuck", namespace=ns, **{
+        "10-ns": namespace_yaml(ns), "20-deploy": deployment_yaml("stuck", secret="never-made")})
+    result, elapsed = install(project, "--timeout", "4")
+    assert result.returncode == 1
+    assert 4 <= elapsed < 30, elapsed
+    assert re.search(rf"{tag}-stuck: failed \(timed out after 4s waiting for deployment\.apps/stuck "
+                     r"\(0/1 ready", result.stdout), result.stdout
