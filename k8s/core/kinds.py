@@ -1,7 +1,7 @@
 """Facts about the built-in Kubernetes kinds: scope, API groups, removed APIs.
 
 Data, not code. Where each table comes from is written above it; the tests in
-tests/test_validate.py check the tables against the schema files that ship
+tests/core/test_validate.py check the tables against the schema files that ship
 with kubernetes-validate, so a wrong entry fails there.
 """
 

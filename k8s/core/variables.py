@@ -3,7 +3,7 @@
 The Makefile reads the same files, so each rule below mirrors make's reader (read.c) and
 expander (expand.c) for what we accept: assignments, optionally after `export`, and
 `export NAME...`. Anything else (`$(shell ...)` and other functions, conditionals,
-includes, rules) is refused, never executed. tests/test_variables.py uses make as oracle.
+includes, rules) is refused, never executed. tests/core/test_variables.py uses make as oracle.
 """
 
 import functools

@@ -11,7 +11,7 @@ generation command, so the identity is made here, as the age spec
 CSPRNG, Bech32 with HRP `AGE-SECRET-KEY-` (upper case); the recipient is
 X25519(identity, basepoint 9) from RFC 7748, Bech32 with HRP `age`. X25519 is
 the RFC 7748 Montgomery ladder below (checked against the RFC's test vectors
-and the spec's example pair in tests/test_secrets.py); it runs once per key.
+and the spec's example pair in tests/secrets/test_secrets.py); it runs once per key.
 The key file has age-keygen's layout and lives where sops looks by default
 (`$SOPS_AGE_KEY_FILE`, else `$XDG_CONFIG_HOME/sops/age/keys.txt`, else
 `~/.config/sops/age/keys.txt`).

@@ -1,7 +1,7 @@
 """The README, followed step by step from a fresh clone, as a new user would.
 
 (`make vendor` is left out: it downloads from the upstream release pages,
-which this machine cannot reach; tests/test_vendor.py runs it against a local
+which this machine cannot reach; tests/core/test_vendor.py runs it against a local
 HTTP server.)
 
 Every step is the make target a user types, run in a `git clone` of this

@@ -20,9 +20,9 @@ from k8s.core import components, images, kubeyaml, render, substitute, validate,
 from k8s.commands import vendor as vendor_command
 from k8s.errors import UserError
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "vendor")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "vendor")
 WIDGETS = "${UPSTREAM}/releases/download/${VERSION_WIDGETS}/widgets.yaml"
 APP = "${UPSTREAM}/releases/download/${VERSION_WIDGETS}/app.yaml"
 MIRROR = "registry.local:5000"

@@ -28,9 +28,9 @@ from k8s.secrets.objects import decode
 from k8s.errors import UserError
 from k8s.secrets.sops import Sops
 
-from .conftest import in_process, needs_root
-from .gpg import KEY_EMAIL, KEY_NAME, gnupghome, gpg_session_key  # noqa: F401
-from .sshd import sshd, sshd_factory  # noqa: F401
+from ..conftest import in_process, needs_root
+from ..gpg import KEY_EMAIL, KEY_NAME, gnupghome, gpg_session_key  # noqa: F401
+from ..sshd import sshd, sshd_factory  # noqa: F401
 
 VARS = f"""\
 export CLUSTER ?= kubernetes

@@ -17,8 +17,8 @@ from k8s.cluster import netpol
 from k8s.cluster.connection import Cluster
 from k8s.errors import UserError
 
-from .conftest import ROOT
-from .realcluster import api_client, wait_for
+from ..conftest import ROOT
+from ..realcluster import api_client, wait_for
 from .test_cluster_components import MANIFESTS, VERSIONS, WRITE_VERBS, repo_values
 
 AGENT_IMAGE = "registry.k8s.io/networking/kube-network-policies"

@@ -23,7 +23,7 @@ from k8s.core import variables
 from k8s.errors import UserError, UserErrors
 from k8s.core.variables import Variable, describe, load_variables
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # tests/
 SHIPPED = HERE.parent / "Makefile.vars"
 FIXTURES = sorted((HERE / "vars").glob("*.vars"))
 MAKE = shutil.which("make") or "/usr/bin/make"

@@ -27,9 +27,9 @@ from k8s.commands import volumes as volumes_cli
 from k8s.cluster.apply import body
 from k8s.errors import UserError
 
-from .conftest import ROOT, examples
-from .realcluster import api_client, cluster_node_names, own_nodes, query, unique, wait_for, writes  # noqa: F401
-from .sshd import sshd, sshd_factory, unprivileged_user  # noqa: F401
+from ..conftest import ROOT, examples
+from ..realcluster import api_client, cluster_node_names, own_nodes, query, unique, wait_for, writes  # noqa: F401
+from ..sshd import sshd, sshd_factory, unprivileged_user  # noqa: F401
 
 VARS = """\
 export DOMAIN ?= example.com

@@ -23,8 +23,8 @@ from k8s.core import order
 from k8s.errors import UserError
 from k8s.core.render import RenderedObject, Source
 
-from .conftest import ROOT
-from .controlplane.harness import kubeconfig_text
+from ..conftest import ROOT
+from ..controlplane.harness import kubeconfig_text
 
 CRD = """\
 apiVersion: apiextensions.k8s.io/v1

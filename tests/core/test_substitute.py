@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from k8s.errors import UserError, UserErrors
 from k8s.core.substitute import Reference, expand, expand_inert, is_inert, references, used_values
 
-from .conftest import examples
+from ..conftest import examples
 
 ENVSUBST = "/usr/bin/envsubst"
 

@@ -14,7 +14,7 @@ import pytest
 from k8s.cluster import apply
 from k8s.core import components, emit, order, render, validate, variables, vendor
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 MANIFESTS = os.path.join(ROOT, "manifests")
 VENDOR = os.path.join(ROOT, "vendor")  # components whose imports were never vendored are left out

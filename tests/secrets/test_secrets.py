@@ -29,9 +29,9 @@ from k8s.commands import secrets as secrets_cli
 from k8s.errors import UserError
 from k8s.secrets.sops import Sops
 
-from .conftest import ROOT, in_process
-from .gpg import KEY_EMAIL, KEY_NAME, export_public, gnupghome, gpg_homes, gpg_session_key  # noqa: F401
-from .gpg import import_keys, make_key
+from ..conftest import ROOT, in_process
+from ..gpg import KEY_EMAIL, KEY_NAME, export_public, gnupghome, gpg_homes, gpg_session_key  # noqa: F401
+from ..gpg import import_keys, make_key
 
 VARS = f"""\
 export CLUSTER ?= kubernetes

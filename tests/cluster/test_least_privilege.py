@@ -17,7 +17,7 @@ import tempfile
 import pytest
 import yaml
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 NAMESPACE = "least-priv"
 OTHER = "least-priv-other"

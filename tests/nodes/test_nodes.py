@@ -19,8 +19,8 @@ from kubernetes import client
 
 from k8s.nodes import labels as nodes
 
-from .conftest import ROOT
-from .realcluster import (api_client, base_labels, cluster_node_names, own_nodes,  # noqa: F401 (own_nodes: a fixture)
+from ..conftest import ROOT
+from ..realcluster import (api_client, base_labels, cluster_node_names, own_nodes,  # noqa: F401 (own_nodes: a fixture)
                           query, unique, wait_for, writes)
 from .test_volumes import SCRUBBED, cli, setup_project
 

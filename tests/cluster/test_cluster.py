@@ -8,8 +8,8 @@ import pytest
 from k8s.cluster import connection as cluster
 from k8s.errors import UserError
 
-from .controlplane.harness import kubeconfig_text
-from .controlplane.pki import Authority
+from ..controlplane.harness import kubeconfig_text
+from ..controlplane.pki import Authority
 
 
 def write_kubeconfig(path, url, ca_pem=b"", cert_pem=None, key_pem=None):

@@ -18,7 +18,7 @@ import uuid
 import pytest
 import yaml
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 KUBECTL = "/usr/bin/kubectl"
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"

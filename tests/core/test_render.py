@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from k8s.core import components, emit, kubeyaml, render
 from k8s.errors import UserError
 
-from .conftest import examples
+from ..conftest import examples
 
 
 def render_text(tmp_path, text, variables, name="a.yaml", namespace="demo"):

@@ -21,9 +21,9 @@ import yaml
 from k8s.core import components, emit, order, podsecurity, render, validate, variables, vendor
 from k8s.errors import UserError
 
-from .realcluster import wait_for
+from ..realcluster import wait_for
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMAS = os.path.join(ROOT, "k8s", "core", "schemas")
 MANIFESTS = os.path.join(ROOT, "manifests")
 VENDOR = os.path.join(ROOT, "vendor")  # components whose imports were never vendored are left out

@@ -17,9 +17,9 @@ import yaml
 from k8s import steps
 from k8s.nodes import audit
 
-from .conftest import in_process, needs_root
-from .realcluster import wait_for
-from .sshd import sshd, sshd_factory  # noqa: F401
+from ..conftest import in_process, needs_root
+from ..realcluster import wait_for
+from ..sshd import sshd, sshd_factory  # noqa: F401
 
 NODE = "cp1.example.com"
 ENV_OUT = ("VARS_FILE", "KUBE_VERSION", "AUDIT_POLICY_PATH", "AUDIT_LOG_PATH", "AUDIT_LOG_MAXAGE",

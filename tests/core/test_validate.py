@@ -12,7 +12,7 @@ from k8s.core import kinds, validate as v
 from k8s.errors import UserError, UserErrors, raise_all
 from k8s.core.validate import supported_versions, validate
 
-from .conftest import examples
+from ..conftest import examples
 
 OLDEST, NEWEST = "1.23", "1.37"  # 1.23 and 1.24 from k8s/core/schemas, a subset of the kinds
 COMPLETE = [f"1.{minor}" for minor in range(25, 38)]  # every kind: kubernetes-validate's
