@@ -1,8 +1,9 @@
 """The `render.py encryption` (key, install, rotate) and `encryption-config` commands.
 
-The keys, their sops-encrypted file, the EncryptionConfiguration and copying it
-to a node are in `k8s.encryption`; the rewrite of every object in
-`k8s.rewrite`. Only the standard library is imported at module level so
+The keys are in `k8s.nodes.encryption_keys`, their sops-encrypted file in
+`k8s.nodes.encryption`, the EncryptionConfiguration in `k8s.nodes.encryption_config`,
+copying it to a node in `k8s.nodes.node_files`; the rewrite of every object in
+`k8s.cluster.rewrite`. Only the standard library is imported at module level so
 `render.py --help` stays fast; each command imports what it needs.
 """
 

@@ -1,7 +1,7 @@
 """The `render.py persistent` and `persistent-dirs` commands.
 
 `persistent` validates and applies the PersistentVolumes and claims that
-`k8s.volumes` renders from volumes/ (with --prune it deletes those the layout
+`k8s.nodes.volumes` renders from volumes/ (with --prune it deletes those the layout
 no longer has); `persistent-dirs` creates a node's volume directories over
 ssh. Only the standard library is imported at module level so `render.py
 --help` stays fast; each command imports what it needs.

@@ -28,7 +28,7 @@ event every request would otherwise log before it is handled.
 Variables (defaults in DEFAULTS): AUDIT_POLICY_PATH (the file on the nodes),
 AUDIT_LOG_PATH, AUDIT_LOG_MAXAGE (days), AUDIT_LOG_MAXBACKUP (files),
 AUDIT_LOG_MAXSIZE (MB), KUBE_VERSION (fragment form), SSH_CONFIG, SSH_OPTIONS,
-REMOTE_SUDO (k8s.remote). Nothing here is secret.
+REMOTE_SUDO (k8s.nodes.remote). Nothing here is secret.
 
 Only the standard library is imported at module level.
 """

@@ -21,7 +21,7 @@ key names and their order are repeated in the clear annotation
 in a diff and commands that only need the names never decrypt anything.
 
 The key never appears in output, build/ files, logs or errors: every message of
-a run that saw it goes through a secrets.Scrubber, and Key's repr hides it.
+a run that saw it goes through a secrets.masking.Scrubber, and Key's repr hides it.
 
 Only the standard library is imported at module level.
 """
@@ -131,7 +131,7 @@ def _mapping(doc, path, *keys):
 # --- the key file -------------------------------------------------------------------------------
 
 class KeyFile:
-    """secrets/etcd-encryption.yml through a secrets.Workspace (its sops, scrubber, variables)."""
+    """secrets/etcd-encryption.yml through a secrets.workspace.Workspace (its sops, scrubber, variables)."""
 
     def __init__(self, ws):
         self.ws = ws

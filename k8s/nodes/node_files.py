@@ -82,7 +82,7 @@ def copy_to_node(host, path, content, variables, folders=(), dry_run=False, scru
 
     With `dry_run` the ssh command line is printed (the content is not: it only
     ever travels through the pipe) and nothing connects. A failure is one
-    UserError line naming the host and ssh's exit status, as k8s.remote.run words it.
+    UserError line naming the host and ssh's exit status, as k8s.nodes.remote.run words it.
     """
     from . import remote
 
