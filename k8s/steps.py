@@ -102,8 +102,18 @@ class Clusters:
             cluster.close()
 
 
+def skip_reason(component, version):
+    if component.supports(version):  # left out by render_and_validate: imports never vendored
+        return "not vendored yet (make vendor)"
+    bounds = " and ".join(b for b in (component.min_version and f">= {component.min_version}",
+                                      component.max_version and f"<= {component.max_version}") if b)
+    return f"skipped (needs Kubernetes {bounds})"
+
+
 def connected_run(args, work, only_install=False):
-    """Connect, learn the server version, render + validate for it, then `work(...)`.
+    """Connect, learn the server version, render + validate for it, then
+    `work(clusters, selected, objects, left_out)`; left_out is [(component, why)] of
+    what `install` leaves out (version range, never vendored).
 
     Nothing is written to the cluster unless every component rendered and validated.
     """
@@ -117,11 +127,14 @@ def connected_run(args, work, only_install=False):
         version = args.kube_version or clusters(first).version()
         selected, skipped, objects, report, version = render_and_validate(
             args, variable_values=variable_values, version=version, only_install=only_install)
+        left_out = []
         if only_install:  # install, and diff of everything: say what was left out
             for c in skipped:
                 if c.supports(version):  # imports never vendored
                     print(f"{c.name}: not vendored yet (make vendor)", file=sys.stderr)
-        return work(clusters, selected, objects)
+                reason = skip_reason(c, version)
+                left_out.append((c.name, reason[len("skipped ("):-1] if reason.startswith("skipped (") else reason))
+        return work(clusters, selected, objects, left_out)
     finally:
         clusters.close()
 

@@ -68,7 +68,7 @@ class Run:
     @property
     def failed(self):
         return (bool(self.stopped) or any(o.result == "failed" for o in self.outcomes)
-                or any(c.state != "ready" for c in self.components))
+                or any(c.state == "failed" for c in self.components))  # skipped: after a failure, or by choice
 
     def summary(self):
         order = ["created", "configured", "unchanged", "deleted", "pruned", "not found", "failed",
@@ -261,46 +261,48 @@ class Engine:
 
     # --- delete --------------------------------------------------------------
 
-    def delete(self, tiers, done="deleted"):
+    def delete(self, tiers, done="deleted", dry_run=False):
         """Delete every object, tiers in reverse and objects of a tier concurrently.
 
         Parameters:
             tiers: the apply tiers of the objects.
             done: the word for a deleted object in progress lines (`pruned` for prune).
+            dry_run: the server's dry run: it checks each delete and keeps the object.
         """
         run = Run()
         namespaces = []
         for tier in reversed(tiers):
-            outcomes = self.map_objects(lambda o: self._delete_one(o, done), list(reversed(tier)))
+            outcomes = self.map_objects(lambda o: self._delete_one(o, done, dry_run), list(reversed(tier)))
             for outcome in outcomes:
                 run.outcomes.append(outcome)
                 self.say(outcome.line())
                 if outcome.obj.kind == "Namespace" and outcome.result == done:
                     namespaces.append(outcome)
-        if namespaces:
+        if namespaces and not dry_run:
             try:
                 waits.wait_for_deletion(namespaces, self.cluster_for, self.timeout, self.say)
             except UserError as err:
                 run.stopped = str(err)
         return run
 
-    def _delete_one(self, obj, done):
+    def _delete_one(self, obj, done, dry_run=False):
         cluster = self.cluster_for(obj.component)
         try:
             resource = cluster.resource(obj.api_version, obj.kind)
             if resource is None:
                 return Outcome(obj, "not found", "kind not served by the cluster")
             namespace = self._namespace(resource, obj)
+            extra = {"dry_run": "All"} if dry_run else {}
             cluster.call(lambda: cluster.dynamic.delete(
                 resource, name=obj.name, namespace=namespace, propagation_policy="Background",
-                serialize=False), obj=obj.ref)
+                serialize=False, **extra), obj=obj.ref)
         except ApiError as err:
             if err.status == 404:
                 return Outcome(obj, "not found")
             return Outcome(obj, "failed", err.message)
         except UserError as err:
             return Outcome(obj, "failed", err.message)
-        return Outcome(obj, done)
+        return Outcome(obj, f"{done} {DRY_RUN}" if dry_run else done)
 
 
 def changed(stored, answer, applied, dry_run):

@@ -66,7 +66,7 @@ def stale_objects(engine, objects, component_names):
     return stale
 
 
-def prune(engine, objects, component_names):
+def prune(engine, objects, component_names, dry_run=False):
     """Delete the stale objects, last tier first; returns the apply.Run."""
     stale = stale_objects(engine, objects, component_names)
-    return engine.delete(order.tiers(stale, sorted(component_names)), done="pruned")
+    return engine.delete(order.tiers(stale, sorted(component_names)), done="pruned", dry_run=dry_run)

@@ -15,15 +15,19 @@ def register(commands):
     p = commands.add_parser("apply", help="apply components to the cluster (server-side apply)")
     p.add_argument("components", nargs="+", metavar="COMPONENT")
     cluster_options(p)
+    dry_run(p)
     p.set_defaults(run=cmd_apply, wait=False)
 
-    p = commands.add_parser("install", help="apply every install component in order, waiting for rollouts")
+    p = commands.add_parser("install", help="apply every install component, each once those it depends on "
+                                            "are ready, waiting for readiness")
     cluster_options(p)
+    dry_run(p)
     p.set_defaults(run=cmd_install, wait=True, components=[])
 
     p = commands.add_parser("delete", help="delete components from the cluster, in reverse order")
     p.add_argument("components", nargs="+", metavar="COMPONENT")
     cluster_options(p, applying=False)
+    dry_run(p)
     p.set_defaults(run=cmd_delete)
 
     p = commands.add_parser("diff", help="show what applying would change (server-side dry run); "
@@ -32,6 +36,12 @@ def register(commands):
                    help="default: what `install` would apply")
     cluster_options(p, applying=False)
     p.set_defaults(run=cmd_diff)
+
+
+def dry_run(p):
+    p.add_argument("--dry-run", action="store_true",
+                   help="the server's dry run: every request is checked (admission included), nothing is "
+                        "changed; created/configured/unchanged compare the result with the live object")
 
 
 def _missing_secret(cluster, component):
@@ -52,27 +62,32 @@ def _missing_secret(cluster, component):
             f"then make {component.name})")
 
 
-def _ready_to_install(engine, clusters, selected, objects):
-    """The install components whose required Secret exists, and their objects."""
+def _ready_to_install(engine, clusters, selected, objects, left_out=None):
+    """The install components whose required Secret exists, and their objects; the others
+    go to `left_out` as (component, why)."""
     waiting = {c.name: _missing_secret(clusters(c.name), c) for c in selected}
-    for note in filter(None, waiting.values()):
-        engine.say(note)
+    for c in selected:
+        if waiting[c.name]:
+            engine.say(waiting[c.name])
+            if left_out is not None:
+                left_out.append((c.name, f"Secret {c.namespace}/{c.requires_secret} does not exist yet"))
     return ([c for c in selected if not waiting[c.name]],
             [o for o in objects if not waiting[o.component]])
 
 
 def _apply(args, only_install=False):
-    from ..cluster import prune
+    from ..cluster import graph, prune
     from ..cluster.install import install
 
-    def work(clusters, selected, objects):
+    def work(clusters, selected, objects, left_out):
         engine = steps.engine(args, clusters)
         if only_install:
-            selected, objects = _ready_to_install(engine, clusters, selected, objects)
+            selected, objects = _ready_to_install(engine, clusters, selected, objects, left_out)
         names = [c.name for c in selected]
-        run = install(engine, selected, objects)
+        run = install(engine, selected, objects, dry_run=args.dry_run)
+        run.components += [graph.Result(name, graph.SKIPPED, why) for name, why in left_out]
         if args.prune and not run.failed:
-            run.outcomes.extend(prune.prune(engine, objects, names).outcomes)
+            run.outcomes.extend(prune.prune(engine, objects, names, dry_run=args.dry_run).outcomes)
         return steps.finish(args, run)
 
     return steps.connected_run(args, work, only_install=only_install)
@@ -89,9 +104,10 @@ def cmd_install(args):
 def cmd_delete(args):
     from ..core import order
 
-    def work(clusters, selected, objects):
+    def work(clusters, selected, objects, left_out):
         engine = steps.engine(args, clusters)
-        return steps.finish(args, engine.delete(order.tiers(objects, [c.name for c in selected])))
+        tiers = order.tiers(objects, [c.name for c in selected])
+        return steps.finish(args, engine.delete(tiers, dry_run=args.dry_run))
 
     return steps.connected_run(args, work)
 
@@ -102,7 +118,7 @@ def cmd_diff(args):
 
     everything = not args.components  # `make diff`: what `make install` would apply
 
-    def work(clusters, selected, objects):
+    def work(clusters, selected, objects, left_out):
         engine = steps.engine(args, clusters)
         if everything:
             engine.out = sys.stderr  # notes about skipped components, not diff text

@@ -36,21 +36,13 @@ def register(commands):
     p.set_defaults(run=cmd_components)
 
 
-def skip_reason(component, version):
-    if component.supports(version):  # left out by render_and_validate: imports never vendored
-        return "not vendored yet (make vendor)"
-    bounds = " and ".join(b for b in (component.min_version and f">= {component.min_version}",
-                                      component.max_version and f"<= {component.max_version}") if b)
-    return f"skipped (needs Kubernetes {bounds})"
-
-
 def summary(selected, skipped, objects, report, version, written=None):
     lines = []
     for c in selected:
         count = sum(1 for o in objects if o.component == c.name)
         target = f" -> {written[c.name]}" if written and c.name in written else ""
         lines.append(f"  {c.name}: {count} object{'s' if count != 1 else ''}{target}")
-    lines += [f"  {c.name}: {skip_reason(c, version)}" for c in skipped]
+    lines += [f"  {c.name}: {steps.skip_reason(c, version)}" for c in skipped]
     checked = f"valid for Kubernetes {version}" if report else "not validated"
     lines.append(f"{len(objects)} objects from {len(selected)} components, {checked}")
     if report and report.unvalidated:
@@ -70,7 +62,7 @@ def cmd_template(args):
         sys.stdout.write(dump([shown[id(o)] for o in objects]))
         for c in skipped:
             if c.name in (args.components or ()):  # asked for by name: say why it is not there
-                print(f"note: {c.name}: {skip_reason(c, version)}", file=sys.stderr)
+                print(f"note: {c.name}: {steps.skip_reason(c, version)}", file=sys.stderr)
         return 0
     texts = {f"{c.name}.{args.output}": dump([shown[id(o)] for o in objects if o.component == c.name])
              for c in selected}

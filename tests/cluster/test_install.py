@@ -214,3 +214,46 @@ def test_a_timeout_is_kept_and_names_the_last_state(cluster_project, control_pla
     assert 4 <= elapsed < 30, elapsed
     assert re.search(rf"{tag}-stuck: failed \(timed out after 4s waiting for deployment\.apps/stuck "
                      r"\(0/1 ready", result.stdout), result.stdout
+
+
+def test_dry_runs_of_install_and_delete_change_nothing(cluster_project, control_plane):
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: {level}\n"
+    component(project, f"{tag}-app", namespace=ns, **{"10-ns": namespace_yaml(ns),
+                                                      "20-cm": config.format(level="low")})
+    result, _ = install(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    before = json.loads(kubectl(control_plane, "-n", ns, "get", "configmap", "settings", "-o", "json").stdout)
+
+    project.write(f"manifests/{tag}-app/20-cm.yaml", config.format(level="high"))
+    result, _ = install(project, "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configmap/settings configured (server dry run)" in result.stdout.splitlines()
+    assert f"namespace/{ns} unchanged (server dry run)" in result.stdout.splitlines()
+
+    result = project.run("delete", f"{tag}-app", "--dry-run", env=project.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configmap/settings deleted (server dry run)" in result.stdout.splitlines()
+    after = json.loads(kubectl(control_plane, "-n", ns, "get", "configmap", "settings", "-o", "json").stdout)
+    assert after["data"] == {"level": "low"}
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert kubectl(control_plane, "get", "namespace", ns, "-o", "jsonpath={.status.phase}").stdout == "Active"
+
+
+def test_the_summary_names_what_install_left_out_and_why(cluster_project, control_plane):
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    component(project, f"{tag}-app", namespace=ns, **{"10-ns": namespace_yaml(ns)})
+    project.write(f"manifests/{tag}-old/component.yaml", f"namespace: {ns}\nmaxVersion: '1.20'\n")
+    project.write(f"manifests/{tag}-old/10-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n")
+    project.write(f"manifests/{tag}-db/component.yaml", f"namespace: {ns}\nrequiresSecret: db-creds\n")
+    project.write(f"manifests/{tag}-db/10-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db\n")
+    result, _ = install(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"  {tag}-app: ready" in lines
+    assert f"  {tag}-old: skipped (needs Kubernetes <= 1.20)" in lines
+    assert f"  {tag}-db: skipped (Secret {ns}/db-creds does not exist yet)" in lines
