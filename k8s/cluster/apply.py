@@ -276,7 +276,7 @@ class Engine:
             for outcome in outcomes:
                 run.outcomes.append(outcome)
                 self.say(outcome.line())
-                if outcome.obj.kind == "Namespace" and outcome.result == done:
+                if outcome.result == done and (outcome.obj.kind == "Namespace" or _finalizing(outcome.response)):
                     namespaces.append(outcome)
         if namespaces and not dry_run:
             try:
@@ -293,7 +293,7 @@ class Engine:
                 return Outcome(obj, "not found", "kind not served by the cluster")
             namespace = self._namespace(resource, obj)
             extra = {"dry_run": "All"} if dry_run else {}
-            cluster.call(lambda: cluster.dynamic.delete(
+            response = cluster.call(lambda: cluster.dynamic.delete(
                 resource, name=obj.name, namespace=namespace, propagation_policy="Background",
                 serialize=False, **extra), obj=obj.ref)
         except ApiError as err:
@@ -302,7 +302,11 @@ class Engine:
             return Outcome(obj, "failed", err.message)
         except UserError as err:
             return Outcome(obj, "failed", err.message)
-        return Outcome(obj, f"{done} {DRY_RUN}" if dry_run else done)
+        try:
+            answer = json.loads(response.data)
+        except (ValueError, AttributeError):
+            answer = None
+        return Outcome(obj, f"{done} {DRY_RUN}" if dry_run else done, response=answer)
 
 
 def changed(stored, answer, applied, dry_run):
@@ -353,3 +357,9 @@ def _depends_on_targets(objects):
     from ..core.order import dependency_edges
 
     return {id(target) for _, target in dependency_edges(objects, missing_ok=True)}
+
+
+def _finalizing(answer):
+    """Whether a DELETE's answer is the object held by finalizers (it is gone only later)."""
+    metadata = (answer or {}).get("metadata") if isinstance(answer, dict) else None
+    return bool(metadata and metadata.get("finalizers") and metadata.get("deletionTimestamp"))

@@ -1,4 +1,4 @@
-"""Install: the selected components as a graph, each applied and made ready on its own.
+"""Install and delete: the selected components as a graph, each handled on its own.
 
 A component starts once every component it `depends` on is ready; independent
 ones are applied at the same time (`COMPONENTS_AT_ONCE`). Inside a component
@@ -6,7 +6,11 @@ the kind ranks and depends-on annotations still make tiers (`core.order`), and
 the engine waits as the readiness table says. A component that fails fails
 itself and its dependents only; the others finish. A depends-on annotation
 that names an object of another component adds that component to the graph.
+`delete` walks the same graph backwards: a component goes once every component
+that depends on it is gone, and each waits for its namespaces and finalizers.
 """
+
+import threading
 
 from . import graph
 from .apply import Outcome, Run
@@ -33,15 +37,39 @@ def install(engine, components, objects, dry_run=False):
         others = [o for o in objects if o.component != name]
         return engine.apply_tiers(order.tiers(mine, [name], elsewhere=others), run, dry_run, label=name)
 
-    def done(result):
-        if result.state != graph.READY:
-            engine.say(result.line())
-
-    results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE, on_done=done)
+    results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE,
+                        on_done=lambda r: r.state != graph.READY and engine.say(r.line()))
     for c in components:
         if results[c.name].state == graph.SKIPPED:
             for obj in by_component[c.name]:
                 run.outcomes.append(Outcome(obj, "not applied"))
                 engine.say(run.outcomes[-1].line())
     run.components = [results[c.name] for c in components]
+    return run
+
+
+def delete(engine, components, objects, dry_run=False):
+    """Delete `objects` of `components`, dependents first; a Run with a Result per component."""
+    run, lock = Run(), threading.Lock()
+    by_component = {c.name: [o for o in objects if o.component == c.name] for c in components}
+    needed_by = {c.name: [] for c in components}
+    for c in components:
+        for dep in c.depends:
+            if dep in needed_by:
+                needed_by[dep].append(c.name)
+
+    def work(name):
+        done = engine.delete(order.tiers(by_component[name], [name]), dry_run=dry_run)
+        with lock:
+            run.outcomes.extend(done.outcomes)
+        failed = [o for o in done.outcomes if o.result == "failed"]
+        if failed or done.stopped:
+            return False, failed[0].line() if failed else done.stopped
+        return True, ""
+
+    results = graph.run(needed_by, work, parallel=COMPONENTS_AT_ONCE,
+                        on_done=lambda r: r.state != graph.READY and engine.say(r.line()))
+    run.components = [graph.Result(c.name, "deleted" if results[c.name].state == graph.READY
+                                   else results[c.name].state, results[c.name].reason)
+                      for c in reversed(components)]
     return run

@@ -147,8 +147,10 @@ def namespace_gone(data):
 
 
 def wait_for_deletion(outcomes, cluster_for, timeout, say):
-    """Wait until deleted objects (namespaces, which terminate slowly) are gone."""
-    say(f"waiting for {len(outcomes)} namespace{'s' if len(outcomes) != 1 else ''} "
+    """Wait until deleted objects that terminate slowly (namespaces, finalizers) are gone."""
+    kinds = {o.obj.kind for o in outcomes}
+    what = "namespace" if kinds == {"Namespace"} else "object"
+    say(f"waiting for {len(outcomes)} {what}{'s' if len(outcomes) != 1 else ''} "
         f"to finish terminating (timeout {timeout:g}s)")
     wait_until_ready([(o, namespace_gone) for o in outcomes], cluster_for, timeout, progress=say,
                      read=_fetch_or_none)

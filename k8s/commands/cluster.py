@@ -102,12 +102,11 @@ def cmd_install(args):
 
 
 def cmd_delete(args):
-    from ..core import order
+    from ..cluster.install import delete
 
     def work(clusters, selected, objects, left_out):
         engine = steps.engine(args, clusters)
-        tiers = order.tiers(objects, [c.name for c in selected])
-        return steps.finish(args, engine.delete(tiers, dry_run=args.dry_run))
+        return steps.finish(args, delete(engine, selected, objects, dry_run=args.dry_run))
 
     return steps.connected_run(args, work)
 

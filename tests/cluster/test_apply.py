@@ -263,10 +263,12 @@ def test_delete_runs_in_reverse_order_and_waits_for_the_namespace(project, app, 
     assert run(project, "apply", *app.components).returncode == 0
     result = run(project, "delete", *app.components)
     assert result.returncode == 0, result.stderr
-    deleted = [line.split()[0] for line in result.stdout.splitlines()[:-1] if line.endswith(" deleted")]
+    lines = result.stdout.splitlines()
+    deleted = [line.split()[0] for line in lines[:-1] if line.endswith(" deleted") and not line.startswith("  ")]
     assert deleted[0] == "deployment.apps/web"
     assert deleted[-2:] == [f"customresourcedefinition.apiextensions.k8s.io/{app.crd}",
                             f"namespace/{app.namespace}"]
+    assert lines[-3:-1] == [f"  {app.app}: deleted", f"  {app.base}: deleted"]  # dependents first
     assert stored(control_plane, app, "Namespace") is None
     again = run(project, "delete", app.app)
     assert again.returncode == 0, again.stderr

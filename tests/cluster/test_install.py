@@ -257,3 +257,25 @@ def test_the_summary_names_what_install_left_out_and_why(cluster_project, contro
     assert f"  {tag}-app: ready" in lines
     assert f"  {tag}-old: skipped (needs Kubernetes <= 1.20)" in lines
     assert f"  {tag}-db: skipped (Secret {ns}/db-creds does not exist yet)" in lines
+
+
+def test_delete_goes_dependents_first_and_waits_for_finalizers(cluster_project, control_plane):
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    component(project, f"{tag}-base", namespace=ns, **{"10-ns": namespace_yaml(ns)})
+    component(project, f"{tag}-app", depends=[f"{tag}-base"], namespace=ns, **{
+        "10-cm": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n"
+                 "  finalizers: [example.com/hold]\n"})
+    result, _ = install(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        result = project.run("delete", f"{tag}-base", f"{tag}-app", "--timeout", "3", env=project.env)
+        assert result.returncode == 1
+        lines = result.stdout.splitlines()
+        assert f"  {tag}-app: failed (timed out after 3s waiting for configmap/held (still terminating))" in lines
+        assert f"  {tag}-base: skipped (needs {tag}-app, which failed)" in lines  # its namespace is kept
+        assert kubectl(control_plane, "get", "namespace", ns, "-o", "jsonpath={.status.phase}").stdout == "Active"
+    finally:
+        kubectl(control_plane, "-n", ns, "patch", "configmap", "held", "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False)
