@@ -1,6 +1,6 @@
 """Wait: poll applied objects until the readiness table says they are usable.
 
-Each object is read with a GET, backing off from 0.2 s to 2 s, and judged by
+Each object is read with a GET, backing off from 0.2 s to 0.5 s, and judged by
 its kind's rule (`readiness`); a webhook configuration is judged by the
 EndpointSlices of the Services it calls. A failure (a failed Job, with its
 pod's reason) ends the wait at once. Every `PROGRESS_EVERY` seconds the wait
@@ -16,7 +16,7 @@ from . import readiness
 from .readiness import State
 from ..errors import UserError
 
-POLL_START, POLL_MAX = 0.2, 2.0
+POLL_START, POLL_MAX = 0.2, 0.5  # a person waits on this: a ready object is seen within half a second
 PROGRESS_EVERY = 10.0
 
 
