@@ -51,11 +51,11 @@ def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", rea
     """
     start = time.monotonic()
     deadline, delay, next_line = start + timeout, POLL_START, start + PROGRESS_EVERY
-    last = {}
+    last, seen = {}, {}
     while True:
         still = []
         for outcome, rule in pending:
-            state = _judge(outcome, rule, cluster_for, read or fetch)
+            state, seen[id(outcome)] = _judge(outcome, rule, cluster_for, read or fetch)
             if state.failed:
                 raise UserError(f"{outcome.obj.display} {state.detail}")
             if not state.ready:
@@ -64,11 +64,12 @@ def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", rea
         pending = still
         if not pending:
             return
-        waiting = "; ".join(f"{o.obj.display} ({last[id(o)]})" for o, _ in pending)
         now = time.monotonic()
-        if now >= deadline:
-            raise UserError(f"timed out after {timeout:g}s waiting for {waiting}")
-        if progress and now >= next_line:
+        if now >= deadline or (progress and now >= next_line):
+            waiting = "; ".join(f"{o.obj.display} ({_why(o, last[id(o)], seen[id(o)], cluster_for)})"
+                                for o, _ in pending)
+            if now >= deadline:
+                raise UserError(f"timed out after {timeout:g}s waiting for {waiting}")
             progress(f"{label}: {int(now - start)}s, waiting for {waiting}" if label else
                      f"waiting for {waiting}")
             next_line = now + PROGRESS_EVERY
@@ -77,16 +78,66 @@ def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", rea
 
 
 def _judge(outcome, rule, cluster_for, read):
+    """(State, the object as read)."""
     obj = outcome.obj
     cluster = cluster_for(obj.component)
+    data = read(obj, cluster)
     if rule is None:
-        return _webhook_backends(cluster, read(obj, cluster))
-    state = rule(read(obj, cluster))
+        return _webhook_backends(cluster, data), data
+    state = rule(data)
     if state.failed and obj.kind == "Job":
         why = _job_pod_reason(cluster, obj)
         if why:
             state = State(False, f"{state.detail}; pod {why}", failed=True)
-    return state
+    return state, data
+
+
+def _why(outcome, detail, data, cluster_for):
+    """`detail`, and for a workload what its first pod that is not ready says (read only
+    when a person is told: at a progress line or the timeout)."""
+    if outcome.obj.kind not in readiness.ROLLOUT_KINDS or not data:
+        return detail
+    labels = ((data.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not labels:
+        return detail
+    try:
+        problem = _pod_problem(cluster_for(outcome.obj.component), outcome.obj.namespace, labels)
+    except UserError:  # the reason is a courtesy: never let it hide the wait's own answer
+        return detail
+    return f"{detail}: {problem}" if problem else detail
+
+
+def _pod_problem(cluster, namespace, labels):
+    selector = quote(",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+    pods = _get(cluster, f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}").get("items") or []
+    if not pods:
+        return "no pods yet"
+    for pod in pods:
+        status = pod.get("status") or {}
+        if readiness.condition(pod, "Ready") and readiness.condition(pod, "Ready").get("status") == "True":
+            continue
+        name = pod["metadata"]["name"]
+        scheduled = readiness.condition(pod, "PodScheduled")
+        if scheduled and scheduled.get("status") == "False":
+            return f"pod {name} Pending: {' '.join(str(scheduled.get('message', '')).split())}"
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            if waiting:
+                message = waiting.get("message") or _last_warning(cluster, namespace, name)
+                return f"pod {name} {waiting.get('reason', 'waiting')}" + (f": {message}" if message else "")
+        return f"pod {name} {status.get('phase', 'Pending')}, not ready"
+    return None
+
+
+def _last_warning(cluster, namespace, pod):
+    """The newest Warning event of a pod (kubelet's FailedMount, for one), as `kubectl describe` shows it."""
+    selector = quote(f"involvedObject.name={pod},type=Warning")
+    events = _get(cluster, f"/api/v1/namespaces/{namespace}/events?fieldSelector={selector}").get("items") or []
+    if not events:
+        return ""
+    newest = max(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or
+                 (e.get("metadata") or {}).get("creationTimestamp") or "")
+    return " ".join(str(newest.get("message", "")).split())
 
 
 def fetch(obj, cluster):

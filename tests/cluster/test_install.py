@@ -203,17 +203,23 @@ webhooks:
                 check=False)
 
 
-def test_a_timeout_is_kept_and_names_the_last_state(cluster_project, control_plane):
+def test_a_timeout_is_kept_and_progress_says_why_a_pod_is_not_ready(cluster_project, control_plane):
+    """A pod whose Secret never comes: every 10 s a line says what the component waits for, down
+    to kubelet's reason, and the timeout comes when it was asked for, naming the same."""
     project, tag, made = cluster_project
     ns = f"{tag}-ns"
     made.append(ns)
     component(project, f"{tag}-stuck", namespace=ns, **{
         "10-ns": namespace_yaml(ns), "20-deploy": deployment_yaml("stuck", secret="never-made")})
-    result, elapsed = install(project, "--timeout", "4")
+    result, elapsed = install(project, "--timeout", "12")
     assert result.returncode == 1
-    assert 4 <= elapsed < 30, elapsed
-    assert re.search(rf"{tag}-stuck: failed \(timed out after 4s waiting for deployment\.apps/stuck "
-                     r"\(0/1 ready", result.stdout), result.stdout
+    assert 12 <= elapsed < 40, elapsed
+    why = r'pod stuck-[a-z0-9]+-[a-z0-9]+ ContainerCreating: MountVolume\.SetUp failed: secret "never-made" not found'
+    progress = [line for line in result.stdout.splitlines() if line.startswith(f"{tag}-stuck: 1")]
+    assert len(progress) == 1 and re.search(rf"waiting for deployment\.apps/stuck \(0/1 ready.*: {why}\)",
+                                            progress[0]), result.stdout
+    assert re.search(rf"{tag}-stuck: failed \(timed out after 12s waiting for deployment\.apps/stuck "
+                     rf"\(0/1 ready.*: {why}\)\)", result.stdout), result.stdout
 
 
 def test_dry_runs_of_install_and_delete_change_nothing(cluster_project, control_plane):
