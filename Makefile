@@ -5,7 +5,7 @@
 #   make test                  set up .venv and run the whole test suite
 #   make render                render + validate every component into build/
 #   make install               apply every install component, in order, waiting for rollouts
-#   make <component>           apply one component (ACTION=delete make <component> removes it)
+#   make <component>           apply one component (ACTION=delete make <component> removes it, YES=1 without asking)
 #   make diff                  what applying everything would change
 #   make help                  list every target
 #
@@ -64,8 +64,8 @@ install: .venv/.installed ## apply every install component in dependency order, 
 diff: .venv/.installed ## show what applying every component would change (exit 1 if anything)
 	$(RENDER) diff
 
-$(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it
-	$(RENDER) $(ACTION) $@
+$(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it (asks first; YES=1 does not)
+	$(RENDER) $(ACTION) $@ $(if $(and $(filter delete,$(ACTION)),$(YES)),--yes)
 
 check: .venv/.installed ## warn when NetworkPolicies exist or are about to be applied but nothing enforces them
 	$(RENDER) check

@@ -236,7 +236,7 @@ def test_a_namespace_held_by_an_unavailable_aggregated_api_is_named(project, con
     assert project.run("apply", "doomed", env=env).returncode == 0
     assert kubectl(control_plane, "apply", "-f", "-", stdin=json.dumps(apiservice)).returncode == 0
     try:
-        deleted = project.run("delete", "doomed", "--timeout", "20", env=env)
+        deleted = project.run("delete", "doomed", "--timeout", "20", "--yes", env=env)
         assert deleted.returncode != 0 and "Traceback" not in deleted.stderr
         error = (deleted.stderr.strip() or deleted.stdout.strip()).splitlines()[-1]
         assert "namespace/held-by-apiservice" in error and "stuck.harness.example.com/v1alpha1" in error, error

@@ -24,10 +24,12 @@ def register(commands):
     dry_run(p)
     p.set_defaults(run=cmd_install, wait=True, components=[])
 
-    p = commands.add_parser("delete", help="delete components from the cluster, in reverse order")
+    p = commands.add_parser("delete", help="delete components from the cluster, dependents first")
     p.add_argument("components", nargs="+", metavar="COMPONENT")
     cluster_options(p, applying=False)
     dry_run(p)
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask (YES=1 through make); without it a terminal is asked, anything else refused")
     p.set_defaults(run=cmd_delete)
 
     p = commands.add_parser("diff", help="show what applying would change (server-side dry run); "
@@ -105,10 +107,56 @@ def cmd_delete(args):
     from ..cluster.install import delete
 
     def work(clusters, selected, objects, left_out):
+        if not args.dry_run:
+            _confirm_delete(args, clusters, selected, objects)
         engine = steps.engine(args, clusters)
         return steps.finish(args, delete(engine, selected, objects, dry_run=args.dry_run))
 
     return steps.connected_run(args, work)
+
+
+def _confirm_delete(args, clusters, selected, objects):
+    """Say what the delete takes with it, then go on only with --yes or a terminal's yes."""
+    from ..core import components
+    from ..errors import UsageError
+
+    names = {c.name for c in selected}
+    found = components.discover(args.manifests, steps.read_values(args))
+    dependents = sorted(c.name for c in found if c.name not in names and names & set(c.depends))
+    lines = [f"delete {', '.join(sorted(names))}: {len(objects)} objects"]
+    if dependents:
+        lines.append(f"  these components depend on it and stay, broken: {', '.join(dependents)}")
+    for obj in objects:
+        if obj.kind == "Namespace":
+            claims = _bound_claims(clusters(obj.component), obj.name)
+            if claims:
+                lines.append(f"  namespace {obj.name} goes with its bound PersistentVolumeClaims: "
+                             f"{', '.join(claims)}")
+    print("\n".join(lines), file=sys.stderr)
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("delete asks first: add --yes (YES=1 through make) to go on without a terminal")
+    answer = input("delete? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("nothing deleted")
+
+
+def _bound_claims(cluster, namespace):
+    """Names of the Bound PersistentVolumeClaims of a namespace (none if it does not exist)."""
+    import json
+
+    from ..cluster.connection import ApiError
+
+    path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+    try:
+        response = cluster.call(lambda: cluster.dynamic.request("get", path, serialize=False))
+    except ApiError as err:
+        if err.status in (403, 404):
+            return []
+        raise
+    return sorted(i["metadata"]["name"] for i in json.loads(response.data).get("items") or []
+                  if (i.get("status") or {}).get("phase") == "Bound")
 
 
 def cmd_diff(args):

@@ -261,7 +261,7 @@ def test_diff_shows_exactly_the_changed_objects_and_masks_secrets(project, app, 
 
 def test_delete_runs_in_reverse_order_and_waits_for_the_namespace(project, app, control_plane):
     assert run(project, "apply", *app.components).returncode == 0
-    result = run(project, "delete", *app.components)
+    result = run(project, "delete", *app.components, "--yes")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     deleted = [line.split()[0] for line in lines[:-1] if line.endswith(" deleted") and not line.startswith("  ")]
@@ -270,7 +270,7 @@ def test_delete_runs_in_reverse_order_and_waits_for_the_namespace(project, app, 
                             f"namespace/{app.namespace}"]
     assert lines[-3:-1] == [f"  {app.app}: deleted", f"  {app.base}: deleted"]  # dependents first
     assert stored(control_plane, app, "Namespace") is None
-    again = run(project, "delete", app.app)
+    again = run(project, "delete", app.app, "--yes")
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == "4 not found"
 

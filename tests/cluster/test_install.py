@@ -276,7 +276,7 @@ def test_delete_goes_dependents_first_and_waits_for_finalizers(cluster_project, 
     result, _ = install(project)
     assert result.returncode == 0, result.stdout + result.stderr
     try:
-        result = project.run("delete", f"{tag}-base", f"{tag}-app", "--timeout", "3", env=project.env)
+        result = project.run("delete", f"{tag}-base", f"{tag}-app", "--timeout", "3", "--yes", env=project.env)
         assert result.returncode == 1
         lines = result.stdout.splitlines()
         assert f"  {tag}-app: failed (timed out after 3s waiting for configmap/held (still terminating))" in lines
@@ -285,3 +285,35 @@ def test_delete_goes_dependents_first_and_waits_for_finalizers(cluster_project, 
     finally:
         kubectl(control_plane, "-n", ns, "patch", "configmap", "held", "--type=merge",
                 "-p", '{"metadata":{"finalizers":null}}', check=False)
+
+
+def test_delete_asks_first_naming_dependents_and_bound_claims(cluster_project, control_plane):
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    volume = (f"apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {tag}-pv\nspec:\n"
+              "  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: ''\n"
+              f"  hostPath: {{path: /srv/{tag}}}\n  claimRef: {{namespace: {ns}, name: data}}\n")
+    claim = ("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n"
+             "  accessModes: [ReadWriteOnce]\n  storageClassName: ''\n  resources: {requests: {storage: 1Gi}}\n"
+             f"  volumeName: {tag}-pv\n")
+    component(project, f"{tag}-base", namespace=ns, **{"10-ns": namespace_yaml(ns), "20-pv": volume,
+                                                       "30-pvc": claim})
+    component(project, f"{tag}-app", depends=[f"{tag}-base"], namespace=ns,
+              **{"10-cm": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n"})
+    result, _ = install(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        deadline = time.monotonic() + 30
+        while kubectl(control_plane, "-n", ns, "get", "pvc", "data", "-o", "jsonpath={.status.phase}").stdout \
+                != "Bound":
+            assert time.monotonic() < deadline, "the PV controller never bound the claim"
+            time.sleep(0.5)
+        refused = project.run("delete", f"{tag}-base", env=project.env)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert f"these components depend on it and stay, broken: {tag}-app" in refused.stderr
+        assert f"namespace {ns} goes with its bound PersistentVolumeClaims: data" in refused.stderr
+        assert "add --yes (YES=1 through make)" in refused.stderr
+        assert kubectl(control_plane, "get", "namespace", ns, "-o", "jsonpath={.status.phase}").stdout == "Active"
+    finally:
+        kubectl(control_plane, "delete", "pv", f"{tag}-pv", "--wait=false", "--ignore-not-found", check=False)

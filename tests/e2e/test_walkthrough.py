@@ -130,9 +130,9 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
         # Delete: the namespace controller empties and finalizes the namespace for real. It
         # refuses to finish while an aggregated API is unavailable, as metrics.k8s.io is here
         # (no container runs to serve it): metrics-server goes first, dependents before it.
-        out = ok(make(clone, env, "metrics-server", ACTION="delete", **cluster))
+        out = ok(make(clone, env, "metrics-server", ACTION="delete", YES="1", **cluster))
         assert "apiservice.apiregistration.k8s.io/v1beta1.metrics.k8s.io deleted" in out
-        out = ok(make(clone, env, "dashboard", ACTION="delete", **cluster))
+        out = ok(make(clone, env, "dashboard", ACTION="delete", YES="1", **cluster))
         assert "namespace/headlamp deleted" in out
         assert get("/api/v1/namespaces/headlamp") is None
         assert get("/apis/rbac.authorization.k8s.io/v1/namespaces/worker/rolebindings/worker-user:dashboard-viewer") \
