@@ -10,7 +10,8 @@ Every node of `K8S_NODES` holds the same tree under `root` (`$K8S_VOLUMES_PATH`)
 `volumes/layout.yaml` says so (see the file), `volumes/claims.yaml` optionally
 adds PersistentVolumeClaims bound to those volumes. Both take variables like
 the manifests do. This module reads and checks them and renders the objects;
-the commands are in `k8s.commands.volumes`. The records are in
+the commands are in `k8s.commands.volumes`, deleting what the layout no longer
+has (`persistent --prune`) in `volume_prune`. The records are in
 `volume_layout`, the reading in `volume_reader`, `volume_entries` and `volume_claims`:
 
 * `render.py persistent [NODE...]` renders one PersistentVolume per volume per

@@ -238,7 +238,7 @@ def test_agents_are_recognised_by_image_or_container_name(image, container, agen
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory):
-    from .controlplane.harness import ControlPlane
+    from ..controlplane.harness import ControlPlane
 
     plane = ControlPlane(tmp_path_factory.mktemp("netpol-plane"), nodes=("kube1", "kube2"))
     plane.start()
@@ -308,7 +308,7 @@ def objects(plane):
 
 @pytest.fixture
 def proxy(plane):
-    from .controlplane.faults import FaultProxy
+    from ..controlplane.faults import FaultProxy
 
     with FaultProxy(plane) as proxy:
         yield proxy

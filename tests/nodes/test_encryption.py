@@ -695,7 +695,7 @@ def test_module_imports_only_the_standard_library():
     import subprocess
     import sys
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     code = ("import sys; before = set(sys.modules); import k8s.nodes.encryption, k8s.commands.encryption, k8s.cluster.rewrite, k8s.nodes.audit; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))")
