@@ -30,6 +30,7 @@ FIELD_MANAGER = "k8s-toolkit"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "k8s-toolkit"
 COMPONENT_LABEL = "k8s-toolkit/component"
+PART_OF_LABEL = "applyset.kubernetes.io/part-of"
 
 
 @dataclass
@@ -87,13 +88,16 @@ class Run:
                            "stopped": self.stopped or None}, indent=2)
 
 
-def body(obj):
-    """The object as sent: its data plus the labels that name the toolkit and component."""
+def body(obj, part_of=None):
+    """The object as sent: its data plus the labels that name the toolkit and component,
+    and the ApplySet it belongs to (`applyset`), if any."""
     data = dict(obj.data)
     metadata = dict(data.get("metadata") or {})
     labels = dict(metadata.get("labels") or {})
     labels[MANAGED_BY_LABEL] = MANAGED_BY
     labels[COMPONENT_LABEL] = obj.component
+    if part_of:
+        labels[PART_OF_LABEL] = part_of
     metadata["labels"] = labels
     data["metadata"] = metadata
     return data
@@ -120,6 +124,7 @@ class Engine:
         self.out = out
         self._lock = threading.Lock()
         self._listed = {}
+        self.applysets = False  # install sets it: objects carry their component's ApplySet id
 
     def say(self, text):
         if self.out is not None:
@@ -202,8 +207,9 @@ class Engine:
                 params["force_conflicts"] = True
             if dry_run:
                 params["dry_run"] = "All"
+            sent = body(obj, self.set_of(obj))
             response = cluster.call(lambda: cluster.dynamic.server_side_apply(
-                resource, body=body(obj), name=obj.name, namespace=namespace, **params),
+                resource, body=sent, name=obj.name, namespace=namespace, **params),
                 obj=obj.ref)
         except ApiError as err:
             return Outcome(obj, "failed", err.message)
@@ -213,10 +219,18 @@ class Engine:
         if response.status == 201 or (dry_run and stored is None):
             result = "created"
         else:
-            result = "configured" if changed(stored, data, body(obj), dry_run) else "unchanged"
+            result = "configured" if changed(stored, data, sent, dry_run) else "unchanged"
         if dry_run:
             result += " " + DRY_RUN
         return Outcome(obj, result, response=data)
+
+    def set_of(self, obj):
+        """The ApplySet id an object carries, or None."""
+        if not self.applysets:
+            return None
+        from .applyset import set_id
+
+        return set_id(obj.component)
 
     def _resource(self, cluster, obj):
         resource = cluster.resource(obj.api_version, obj.kind)

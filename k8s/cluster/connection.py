@@ -119,6 +119,17 @@ class Cluster:
                     return None
             return self._resources[key]
 
+    def resource_of(self, group, kind):
+        """The served resource of a group-kind in the group's preferred version, or None."""
+        where = {"prefix": "apis", "group": group} if group else {"prefix": "api"}
+        with self._discovery_lock:
+            found = self.call(lambda: self.dynamic.resources.search(kind=kind, **where))
+        found = [r for r in found if getattr(r, "kind", None) == kind and not r.name.count("/")]
+        if not found:
+            return None
+        preferred = [r for r in found if getattr(r, "preferred", False)]
+        return (preferred or found)[0]
+
     def call(self, request, obj=None):
         """Run `request()`, retrying passing failures; raise ApiError or UserError otherwise.
 

@@ -95,7 +95,7 @@ def _plan(engine, obj):
     outcome = engine.apply_one(obj, dry_run=True)
     if outcome.result == "failed":
         if _would_create(outcome.message):
-            planned = body(obj)
+            planned = body(obj, engine.set_of(obj))
             return Outcome(obj, "created", response={"current": None, "planned": planned})
         return outcome
     cluster = engine.cluster_for(obj.component)

@@ -12,7 +12,7 @@ that depends on it is gone, and each waits for its namespaces and finalizers.
 
 import threading
 
-from . import graph
+from . import applyset, graph
 from .apply import Outcome, Run
 from ..core import order
 
@@ -32,9 +32,13 @@ def install(engine, components, objects, dry_run=False):
         if component_of[id(target)] != obj.component and component_of[id(target)] not in depends[obj.component]:
             depends[obj.component].append(component_of[id(target)])
 
+    engine.applysets = True
+
     def work(name):
         mine = by_component[name]
         others = [o for o in objects if o.component != name]
+        if not dry_run:  # the set's inventory first: a run cut short still leaves every kind recorded
+            applyset.record(engine, name, mine)
         return engine.apply_tiers(order.tiers(mine, [name], elsewhere=others), run, dry_run, label=name)
 
     results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE,
@@ -65,6 +69,8 @@ def delete(engine, components, objects, dry_run=False):
         failed = [o for o in done.outcomes if o.result == "failed"]
         if failed or done.stopped:
             return False, failed[0].line() if failed else done.stopped
+        if not dry_run:
+            applyset.forget(engine.cluster_for(name), name)
         return True, ""
 
     results = graph.run(needed_by, work, parallel=COMPONENTS_AT_ONCE,

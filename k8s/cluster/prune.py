@@ -1,10 +1,12 @@
 """Prune: delete what the toolkit applied earlier and the rendered set no longer has.
 
-Only objects carrying both of the toolkit's labels, managed-by and one of the
-run's components, are ever considered: anything else on the cluster is never
-touched. The kinds looked at are those of the rendered set plus the common
-kinds a component may have dropped entirely (PRUNE_KINDS). Deletion runs in
-reverse apply order.
+Each component's ApplySet (`applyset`) says which group-kinds it ever applied;
+its members are found by their part-of label, whatever their kind. Objects
+applied before ApplySets existed carry only the toolkit's labels, managed-by and
+the component: those are looked for among the rendered kinds and the common
+kinds a component may have dropped (PRUNE_KINDS), and are adopted into the set
+by the next apply. Nothing without the toolkit's labels is ever touched.
+Deletion runs in reverse apply order; the sets then list exactly what is rendered.
 """
 
 from ..core import order
@@ -37,11 +39,32 @@ def stale_objects(engine, objects, component_names):
     """
     import json
 
+    from . import applyset
+
     wanted = {(o.group, o.kind, o.namespace or "", o.name) for o in objects}
     kinds = sorted({(o.api_version, o.kind) for o in objects} | set(PRUNE_KINDS))
     selector = (f"{MANAGED_BY_LABEL}={MANAGED_BY},"
                 f"{COMPONENT_LABEL} in ({','.join(sorted(component_names))})")
-    stale, seen = [], set()
+    stale, seen, found = [], set(), set()
+
+    def consider(api_version, kind, item, component):
+        labels = item["metadata"].get("labels") or {}
+        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or labels.get(COMPONENT_LABEL) != component:
+            return  # never trust the selector alone with a delete
+        item.setdefault("apiVersion", api_version)
+        item.setdefault("kind", kind)
+        obj = RenderedObject(item, component, source=None)
+        key = (obj.group, obj.kind, obj.namespace or "", obj.name)
+        if key not in wanted and key not in found:
+            found.add(key)
+            stale.append(obj)
+
+    for component in sorted(component_names):
+        cluster = engine.cluster_for(component)
+        set_kinds, _ = applyset.recorded(applyset.parents(engine, cluster).get(applyset.parent_name(component)))
+        set_kinds |= {applyset.group_kind(o) for o in objects if o.component == component}
+        for api_version, kind, item in applyset.members(cluster, component, set_kinds):
+            consider(api_version, kind, item, component)
     for component in sorted(component_names):
         cluster = engine.cluster_for(component)
         if id(cluster) in seen:
@@ -55,18 +78,21 @@ def stale_objects(engine, objects, component_names):
                 resource, label_selector=selector, serialize=False))
             for item in json.loads(listing.data).get("items") or []:
                 labels = item["metadata"].get("labels") or {}
-                if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or \
-                        labels.get(COMPONENT_LABEL) not in component_names:
-                    continue  # never trust the selector alone with a delete
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                obj = RenderedObject(item, labels[COMPONENT_LABEL], source=None)
-                if (obj.group, obj.kind, obj.namespace or "", obj.name) not in wanted:
-                    stale.append(obj)
+                if labels.get(applyset.PART_OF):
+                    continue  # a member of a set: found above, or of another component's set now
+                consider(api_version, kind, item, labels.get(COMPONENT_LABEL))
     return stale
 
 
 def prune(engine, objects, component_names, dry_run=False):
-    """Delete the stale objects, last tier first; returns the apply.Run."""
+    """Delete the stale objects, last tier first; returns the apply.Run. Once all went,
+    each component's set lists exactly the group-kinds it has now."""
+    from . import applyset
+
     stale = stale_objects(engine, objects, component_names)
-    return engine.delete(order.tiers(stale, sorted(component_names)), done="pruned", dry_run=dry_run)
+    run = engine.delete(order.tiers(stale, sorted(component_names)), done="pruned", dry_run=dry_run)
+    if not dry_run and not run.failed:
+        for component in sorted(component_names):
+            applyset.record(engine, component, [o for o in objects if o.component == component],
+                            keep_previous=False)
+    return run

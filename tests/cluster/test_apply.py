@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from k8s.cluster import applyset
 from k8s.core import order
 from k8s.errors import UserError
 from k8s.core.render import RenderedObject, Source
@@ -210,11 +211,12 @@ def test_first_apply_creates_in_order_and_second_changes_nothing(project, app, c
         "6 created",
     ]
     # The namespace went before anything inside it, the CRD before its CR.
-    patches = [r.path for r in fault_proxy.requests(method="PATCH")]
+    patches = [r.path for r in fault_proxy.requests(method="PATCH") if "/configmaps/applyset-" not in r.path]
     assert patches[0] == app.path("Namespace")
     assert patches.index(app.path("CustomResourceDefinition")) < patches.index(app.path("Widget"))
     assert stored(control_plane, app, "Widget")["metadata"]["labels"] == {
-        "app.kubernetes.io/managed-by": "k8s-toolkit", "k8s-toolkit/component": app.app}
+        "app.kubernetes.io/managed-by": "k8s-toolkit", "k8s-toolkit/component": app.app,
+        "applyset.kubernetes.io/part-of": applyset.set_id(app.app)}
 
     # The real controllers keep writing status until the rollout is over: let them finish.
     wait_until(lambda: settled(control_plane, app), what="the rollout of deployment/web")
@@ -234,11 +236,12 @@ def test_requests_per_object_stay_within_budget(project, app, fault_proxy):
     fault_proxy.clear()
     assert run(project, "apply", *app.components).returncode == 0
     second = fault_proxy.requests()
-    # One PATCH per object, one LIST per kind and namespace, discovery once, and the
-    # waits for the CRD and the namespace on the first run only.
+    # One PATCH per object, one LIST per kind and namespace (kube-system's ConfigMaps: the
+    # ApplySet parents), discovery once, and the waits for the CRD and the namespace and the
+    # two parents written on the first run only.
     assert len([r for r in second if r.method == "PATCH"]) == 6
-    assert len(second) <= 6 + 6 + 7, [(r.method, r.path) for r in second]
-    assert len(first) <= 6 + 6 + 7 + 6, [(r.method, r.path) for r in first]
+    assert len(second) <= 6 + 7 + 7, [(r.method, r.path) for r in second]
+    assert len(first) <= 6 + 7 + 7 + 6 + 2, [(r.method, r.path) for r in first]
 
 
 def test_diff_shows_exactly_the_changed_objects_and_masks_secrets(project, app, control_plane, fault_proxy):

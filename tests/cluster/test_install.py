@@ -317,3 +317,67 @@ def test_delete_asks_first_naming_dependents_and_bound_claims(cluster_project, c
         assert kubectl(control_plane, "get", "namespace", ns, "-o", "jsonpath={.status.phase}").stdout == "Active"
     finally:
         kubectl(control_plane, "delete", "pv", f"{tag}-pv", "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_prune_finds_every_kind_a_component_applied_and_spares_what_moved(cluster_project, control_plane):
+    """The ApplySet inventory: a custom resource and a PriorityClass the component dropped are
+    pruned (no fixed list of kinds names them); a ConfigMap that moved to another component stays."""
+    project, tag, made = cluster_project
+    ns, group = f"{tag}-ns", f"{tag}.example.com"
+    made.append(ns)
+    crd = f"""\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+"""
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+    component(project, f"{tag}-base", namespace=ns, **{"10-ns": namespace_yaml(ns), "20-crd": crd})
+    component(project, f"{tag}-app", depends=[f"{tag}-base"], namespace=ns, **{
+        "10-widget": f"apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w\n",
+        "20-prio": f"apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {tag}-prio\nvalue: 10\n",
+        "30-stays": cm.format(name="stays"), "40-moving": cm.format(name="moving")})
+    component(project, f"{tag}-other", depends=[f"{tag}-base"], namespace=ns,
+              **{"10-cm": cm.format(name="other")})
+    try:
+        result, _ = install(project)
+        assert result.returncode == 0, result.stdout + result.stderr
+        parent = json.loads(kubectl(control_plane, "-n", "kube-system", "get", "configmap", f"applyset-{tag}-app",
+                                    "-o", "json").stdout)
+        assert parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"] == \
+            f"ConfigMap,PriorityClass.scheduling.k8s.io,Widget.{group}"
+
+        for name in ("10-widget", "20-prio", "40-moving"):
+            os.remove(os.path.join(project.root, "manifests", f"{tag}-app", f"{name}.yaml"))
+        project.write(f"manifests/{tag}-other/20-moving.yaml", cm.format(name="moving"))
+        result = project.run("apply", f"{tag}-app", f"{tag}-other", "--prune", env=project.env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert f"widget.{group}/w pruned" in lines and f"priorityclass.scheduling.k8s.io/{tag}-prio pruned" in lines
+        assert not any(line.startswith("configmap/moving pruned") for line in lines), lines
+        moved = json.loads(kubectl(control_plane, "-n", ns, "get", "configmap", "moving", "-o", "json").stdout)
+        assert moved["metadata"]["labels"]["k8s-toolkit/component"] == f"{tag}-other"
+        assert kubectl(control_plane, "get", "priorityclass", f"{tag}-prio", check=False).returncode != 0
+        parent = json.loads(kubectl(control_plane, "-n", "kube-system", "get", "configmap", f"applyset-{tag}-app",
+                                    "-o", "json").stdout)
+        assert parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"] == "ConfigMap"
+
+        result = project.run("delete", f"{tag}-app", f"{tag}-other", f"{tag}-base", "--yes", env=project.env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert kubectl(control_plane, "-n", "kube-system", "get", "configmap", f"applyset-{tag}-app",
+                       check=False).returncode != 0  # the parent goes with its set
+    finally:
+        kubectl(control_plane, "delete", "priorityclass", f"{tag}-prio", "--ignore-not-found", check=False)
+        kubectl(control_plane, "delete", "crd", f"widgets.{group}", "--ignore-not-found", "--wait=false", check=False)
+        for name in ("app", "other", "base"):
+            kubectl(control_plane, "-n", "kube-system", "delete", "configmap", f"applyset-{tag}-{name}",
+                    "--ignore-not-found", check=False)
