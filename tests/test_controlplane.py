@@ -238,7 +238,7 @@ def test_a_namespace_held_by_an_unavailable_aggregated_api_is_named(project, con
     try:
         deleted = project.run("delete", "doomed", "--timeout", "20", "--yes", env=env)
         assert deleted.returncode != 0 and "Traceback" not in deleted.stderr
-        error = (deleted.stderr.strip() or deleted.stdout.strip()).splitlines()[-1]
+        error = next(line for line in deleted.stdout.splitlines() if line.startswith("  doomed: failed"))
         assert "namespace/held-by-apiservice" in error and "stuck.harness.example.com/v1alpha1" in error, error
     finally:
         kubectl(control_plane, "delete", "apiservice", apiservice["metadata"]["name"])
