@@ -125,11 +125,19 @@ class Engine:
         self._lock = threading.Lock()
         self._listed = {}
         self.applysets = False  # install sets it: objects carry their component's ApplySet id
+        self.board = None  # a board.Board on a terminal
 
     def say(self, text):
-        if self.out is not None:
+        if self.board is not None:
+            self.board.print(text)
+        elif self.out is not None:
             with self._lock:
                 print(text, file=self.out, flush=True)
+
+    def status(self, component, text):
+        """A component's state for the live board, if there is one (nothing is printed)."""
+        if self.board is not None and component:
+            self.board.update(component, text)
 
     # --- apply ---------------------------------------------------------------
 
@@ -151,6 +159,7 @@ class Engine:
         """
         targets = _depends_on_targets([o for tier in tiers for o in tier])
         applied = []
+        self.status(label, "applying")
         for number, tier in enumerate(tiers):
             outcomes = self.map_objects(lambda o: self.apply_one(o, dry_run), tier)
             with self._lock:
@@ -180,12 +189,19 @@ class Engine:
                 return False, problem
         return True, ""
 
+    def _progress(self, line):
+        """On the board, the 10 s line (with its pods' reasons) updates the row instead."""
+        label, _, text = line.partition(": ")
+        self.status(label, text)
+
     def _wait(self, pending, label):
         """None once `pending` is ready, else what went wrong."""
         if not pending:
             return None
         try:
-            waits.wait_until_ready(pending, self.cluster_for, self.timeout, progress=self.say, label=label)
+            waits.wait_until_ready(pending, self.cluster_for, self.timeout, label=label,
+                                   progress=self._progress if self.board else self.say,
+                                   status=lambda text: self.status(label, text))
         except UserError as err:
             return str(err)
         return None

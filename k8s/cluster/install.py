@@ -10,6 +10,7 @@ that names an object of another component adds that component to the graph.
 that depends on it is gone, and each waits for its namespaces and finalizers.
 """
 
+import sys
 import threading
 
 from . import applyset, graph
@@ -38,11 +39,15 @@ def install(engine, components, objects, dry_run=False):
         mine = by_component[name]
         others = [o for o in objects if o.component != name]
         if not dry_run:  # the set's inventory first: a run cut short still leaves every kind recorded
-            applyset.record(engine, name, mine)
+            _record(engine, name, mine)
         return engine.apply_tiers(order.tiers(mine, [name], elsewhere=others), run, dry_run, label=name)
 
-    results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE,
-                        on_done=lambda r: r.state != graph.READY and engine.say(r.line()))
+    def done(result):
+        engine.status(result.name, f"{result.state}" + (f" ({result.reason})" if result.reason else ""))
+        if result.state != graph.READY:
+            engine.say(result.line())
+
+    results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE, on_done=done)
     for c in components:
         if results[c.name].state == graph.SKIPPED:
             for obj in by_component[c.name]:
@@ -79,3 +84,16 @@ def delete(engine, components, objects, dry_run=False):
                                    else results[c.name].state, results[c.name].reason)
                       for c in reversed(components)]
     return run
+
+
+def _record(engine, component, objects):
+    """Write the component's ApplySet parent; a context that may not (403) or a server that
+    will not goes on without it: prune then finds the set's objects by their labels alone."""
+    from .connection import ApiError
+
+    try:
+        applyset.record(engine, component, objects)
+    except ApiError as err:
+        if err.status != 403:
+            print(f"note: {component}: its ApplySet inventory was not written: {err.message}",
+                  file=sys.stderr, flush=True)

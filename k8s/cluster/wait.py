@@ -37,7 +37,7 @@ def checks(outcomes, kinds=None):
     return pending
 
 
-def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", read=None):
+def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", read=None, status=None):
     """Poll until every (outcome, rule) of `pending` is ready.
 
     Parameters:
@@ -47,6 +47,7 @@ def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", rea
         progress: prints one line; called every PROGRESS_EVERY seconds while waiting.
         label: what the progress line starts with (the component).
         read: (obj, cluster) -> the object now (default `fetch`).
+        status: called after every poll with what is still awaited (for a live board).
     A failure or the timeout is a UserError naming the objects.
     """
     start = time.monotonic()
@@ -65,6 +66,9 @@ def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", rea
         if not pending:
             return
         now = time.monotonic()
+        if status:
+            status(f"{int(now - start)}s, waiting for " + "; ".join(f"{o.obj.display} ({last[id(o)]})"
+                                                                   for o, _ in pending))
         if now >= deadline or (progress and now >= next_line):
             waiting = "; ".join(f"{o.obj.display} ({_why(o, last[id(o)], seen[id(o)], cluster_for)})"
                                 for o, _ in pending)

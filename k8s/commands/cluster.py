@@ -78,7 +78,7 @@ def _ready_to_install(engine, clusters, selected, objects, left_out=None):
 
 
 def _apply(args, only_install=False):
-    from ..cluster import graph, prune
+    from ..cluster import board, graph, prune
     from ..cluster.install import install
 
     def work(clusters, selected, objects, left_out):
@@ -86,7 +86,12 @@ def _apply(args, only_install=False):
         if only_install:
             selected, objects = _ready_to_install(engine, clusters, selected, objects, left_out)
         names = [c.name for c in selected]
-        run = install(engine, selected, objects, dry_run=args.dry_run)
+        if board.wanted(engine.out):
+            with board.Board(names, engine.out) as engine.board:
+                run = install(engine, selected, objects, dry_run=args.dry_run)
+            engine.board = None
+        else:
+            run = install(engine, selected, objects, dry_run=args.dry_run)
         run.components += [graph.Result(name, graph.SKIPPED, why) for name, why in left_out]
         if args.prune and not run.failed:
             run.outcomes.extend(prune.prune(engine, objects, names, dry_run=args.dry_run).outcomes)

@@ -13,9 +13,12 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
+
+from ..conftest import ROOT
 
 VARS = "export ADMIN_CTX ?= kubernetes-admin@kubernetes\n"
 
@@ -381,3 +384,48 @@ spec:
         for name in ("app", "other", "base"):
             kubectl(control_plane, "-n", "kube-system", "delete", "configmap", f"applyset-{tag}-{name}",
                     "--ignore-not-found", check=False)
+
+
+def run_on_a_terminal(project, args, env):
+    """render.py with its standard output on a pseudo-terminal; (exit code, what the terminal got)."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    full = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "render.py"), *args], cwd=project.root,
+                               env={**full, **env, "TERM": "xterm", "COLUMNS": "160"},
+                               stdout=secondary, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(secondary)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif process.poll() is not None:
+            break
+    os.close(primary)
+    return process.wait(timeout=60), seen.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_a_terminal_gets_a_live_board_unless_no_color(cluster_project, control_plane, no_color):
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    component(project, f"{tag}-app", namespace=ns, **{
+        "10-ns": namespace_yaml(ns), "20-deploy": deployment_yaml("web", {"controlplane.test/delay": "2"})})
+    env = {**project.env, **({"NO_COLOR": "1"} if no_color else {})}
+    code, screen = run_on_a_terminal(project, ["install", "--timeout", "60"], env)
+    assert code == 0, screen
+    assert "deployment.apps/web created" in screen and f"  {tag}-app: ready" in screen
+    if no_color:
+        assert "\x1b[" not in screen  # plain lines: no cursor movement, no colour
+    else:
+        assert "\x1b[" in screen and "waiting for deployment.apps/web" in screen  # the board's row, redrawn
