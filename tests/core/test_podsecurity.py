@@ -389,7 +389,7 @@ def test_the_user_namespace_enforces_its_level_on_the_real_server(control_plane,
         assert (admitted, said) == (True, ""), said
         assert control_plane.get(f"/api/v1/namespaces/{namespace}/pods/restricted")["metadata"]["name"]
     finally:
-        deleted = render_py(control_plane, "delete", "namespace", **env)
+        deleted = render_py(control_plane, "delete", "namespace", "--yes", **env)
         assert deleted.returncode == 0, deleted.stdout + deleted.stderr
 
 
@@ -550,5 +550,5 @@ def test_every_shipped_workload_is_admitted_in_its_namespace(control_plane):
         services = [o.data for o in objects if o.kind == "APIService"]
         if services:  # first: while nothing serves it, no namespace finishes terminating
             kubectl(control_plane, "delete", "-f", "-", "--ignore-not-found", stdin=emit.to_yaml(services))
-        deleted = render_py(control_plane, "delete", *names, "--timeout", "180")
+        deleted = render_py(control_plane, "delete", *names, "--timeout", "180", "--yes")
         assert deleted.returncode == 0, deleted.stdout + deleted.stderr
