@@ -68,7 +68,8 @@ def delete(engine, components, objects, dry_run=False):
                 needed_by[dep].append(c.name)
 
     def work(name):
-        done = engine.delete(order.tiers(by_component[name], [name]), dry_run=dry_run)
+        others = [o for o in objects if o.component != name]
+        done = engine.delete(order.tiers(by_component[name], [name], elsewhere=others), dry_run=dry_run)
         with lock:
             run.outcomes.extend(done.outcomes)
         failed = [o for o in done.outcomes if o.result == "failed"]
