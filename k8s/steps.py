@@ -144,7 +144,7 @@ def engine(args, clusters):
 
     return Engine(clusters, parallel=args.parallel, force=getattr(args, "force_conflicts", False),
                   wait=getattr(args, "wait", False), timeout=args.timeout,
-                  out=sys.stdout if args.output == "text" else None)
+                  out=sys.stdout if args.output == "text" else None, applysets=True)
 
 
 def finish(args, run):

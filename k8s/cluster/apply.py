@@ -113,9 +113,12 @@ class Engine:
         wait: wait for workload rollouts after each tier (CRDs and Namespaces are always waited for).
         timeout: seconds each tier's waits may take.
         out: where progress lines go (None: silent).
+        applysets: label each object with its component's ApplySet id (components; not
+            secrets or volumes, which have no set).
     """
 
-    def __init__(self, cluster_for, parallel=8, force=False, wait=False, timeout=300, out=sys.stdout):
+    def __init__(self, cluster_for, parallel=8, force=False, wait=False, timeout=300, out=sys.stdout,
+                 applysets=False):
         self.cluster_for = cluster_for
         self.parallel = max(1, parallel)
         self.force = force
@@ -124,7 +127,7 @@ class Engine:
         self.out = out
         self._lock = threading.Lock()
         self._listed = {}
-        self.applysets = False  # install sets it: objects carry their component's ApplySet id
+        self.applysets = applysets
         self.board = None  # a board.Board on a terminal
 
     def say(self, text):

@@ -33,8 +33,6 @@ def install(engine, components, objects, dry_run=False):
         if component_of[id(target)] != obj.component and component_of[id(target)] not in depends[obj.component]:
             depends[obj.component].append(component_of[id(target)])
 
-    engine.applysets = True
-
     def work(name):
         mine = by_component[name]
         others = [o for o in objects if o.component != name]

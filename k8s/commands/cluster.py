@@ -172,7 +172,6 @@ def cmd_diff(args):
 
     def work(clusters, selected, objects, left_out):
         engine = steps.engine(args, clusters)
-        engine.applysets = True  # as install applies them, or every object would lose its part-of label
         if everything:
             engine.out = sys.stderr  # notes about skipped components, not diff text
             selected, objects = _ready_to_install(engine, clusters, selected, objects)

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from ..conftest import ROOT
+from .test_apply import CRD
 
 VARS = "export ADMIN_CTX ?= kubernetes-admin@kubernetes\n"
 
@@ -328,21 +329,7 @@ def test_prune_finds_every_kind_a_component_applied_and_spares_what_moved(cluste
     project, tag, made = cluster_project
     ns, group = f"{tag}-ns", f"{tag}.example.com"
     made.append(ns)
-    crd = f"""\
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.{group}
-spec:
-  group: {group}
-  scope: Namespaced
-  names: {{plural: widgets, singular: widget, kind: Widget}}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
-"""
+    crd = CRD.format(group=group)
     cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
     component(project, f"{tag}-base", namespace=ns, **{"10-ns": namespace_yaml(ns), "20-crd": crd})
     component(project, f"{tag}-app", depends=[f"{tag}-base"], namespace=ns, **{
