@@ -195,7 +195,7 @@ def test_a_crd_and_its_custom_resources_install_in_one_run(project, control_plan
         done = project.run("apply", "widgets", env=env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "widget.harness.example.com/first created" in done.stdout
-        stored = json.loads(kubectl(control_plane, "-n", "crd-one-run", "get", "widget", "first",
+        stored = json.loads(kubectl(control_plane, "-n", "crd-one-run", "get", "widgets.harness.example.com", "first",
                                     "-o", "json").stdout)
         assert stored["spec"] == {"size": 3}
         again = project.run("apply", "widgets", env=env)

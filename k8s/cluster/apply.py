@@ -5,17 +5,15 @@ under a fixed field manager: creating and updating are the same call, and no
 GET precedes it. Objects of one tier are applied concurrently by a bounded
 worker pool; the next tier starts once this one is applied and its waits hold
 (`wait`). Whether an object was created, configured or left unchanged is read
-from the response: 201 is created; otherwise `changed` compares the object the
-run's LIST saw (one LIST per kind and namespace, before the tier) with the answer:
-the same resourceVersion is unchanged, else what the toolkit owns and the values it
-sets decide, so a controller's write in between or a dry run (which answers with the
-old version) is told apart from a real change. After each tier the engine waits
+from the answer alone, so a re-apply costs one request per object: 201 is
+created; otherwise the time the server gave the toolkit's managedFields entry
+says whether this apply (or its dry run) changed anything (`changed`, `clock`).
+A controller writing status in between does not count. After each tier the engine waits
 for what later tiers need (`apply_tiers`); a 4xx fails the set after the current
 tier, and the summary says what was and was not applied. `install` runs many
 components' sets as a graph.
 """
 
-import base64
 import json
 import sys
 import threading
@@ -220,13 +218,13 @@ class Engine:
         try:
             resource = self._resource(cluster, obj)
             namespace = self._namespace(resource, obj)
-            stored = self.listed(cluster, resource, namespace).get(obj.name)
             params = {"field_manager": FIELD_MANAGER, "serialize": False}
             if self.force:
                 params["force_conflicts"] = True
             if dry_run:
                 params["dry_run"] = "All"
             sent = body(obj, self.set_of(obj))
+            cluster.clock.fence()
             response = cluster.call(lambda: cluster.dynamic.server_side_apply(
                 resource, body=sent, name=obj.name, namespace=namespace, **params),
                 obj=obj.ref)
@@ -235,10 +233,10 @@ class Engine:
         except UserError as err:
             return Outcome(obj, "failed", err.message)
         data = json.loads(response.data)
-        if response.status == 201 or (dry_run and stored is None):
+        if response.status == 201:  # a dry run's create answers 201 as well
             result = "created"
         else:
-            result = "configured" if changed(stored, data, sent, dry_run) else "unchanged"
+            result = "configured" if changed(data, cluster.clock) else "unchanged"
         if dry_run:
             result += " " + DRY_RUN
         return Outcome(obj, result, response=data)
@@ -342,47 +340,18 @@ class Engine:
         return Outcome(obj, f"{done} {DRY_RUN}" if dry_run else done, response=answer)
 
 
-def changed(stored, answer, applied, dry_run):
-    """Whether applying `applied` changed the object the run's LIST saw as `stored` into `answer`.
+def changed(answer, clock):
+    """Whether the apply that answered `answer` changed the object (or, in a dry run, would).
 
-    The same resourceVersion means nothing was written (but a dry run answers with the
-    version the object already has). Otherwise another writer may have come between the
-    LIST and the apply (a controller writing status, the PV controller binding a volume):
-    the apply changed something only if it changed the set of fields the toolkit owns,
-    or the value of a field it sets.
+    The server moves the time of the toolkit's Apply entry in managedFields only when
+    an apply changes something, so the entry tells it without reading the object first:
+    set during this run (`clock`) is changed. An answer without the entry is changed.
     """
-    version = lambda obj: ((obj or {}).get("metadata") or {}).get("resourceVersion")  # noqa: E731
-    if stored is None:
-        return True
-    if not dry_run and version(stored) == version(answer):
-        return False
-    if _owned(stored) != _owned(answer):
-        return True
-    applied = _as_stored(applied)
-    return _project(applied, stored) != _project(applied, answer)
-
-
-def _as_stored(applied):
-    """A Secret's stringData is stored in data, base64-encoded."""
-    if applied.get("kind") != "Secret" or not isinstance(applied.get("stringData"), dict):
-        return applied
-    data = dict(applied.get("data") or {})
-    data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in applied["stringData"].items()})
-    return {**{k: v for k, v in applied.items() if k != "stringData"}, "data": data}
-
-
-def _owned(obj):
-    """The fields the toolkit's apply owns, from managedFields (times left out)."""
-    return [entry.get("fieldsV1") for entry in (obj.get("metadata") or {}).get("managedFields") or ()
-            if isinstance(entry, dict) and entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"]
-
-
-def _project(applied, actual):
-    """`actual` cut down to the paths `applied` sets (a LIST's items carry no apiVersion and kind)."""
-    if isinstance(applied, dict):
-        actual = actual if isinstance(actual, dict) else {}
-        return {k: _project(v, actual.get(k)) for k, v in applied.items() if k not in ("apiVersion", "kind")}
-    return actual
+    for entry in (answer.get("metadata") or {}).get("managedFields") or ():
+        if isinstance(entry, dict) and entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply" \
+                and not entry.get("subresource"):
+            return clock.changed_since_began(entry.get("time"))
+    return True
 
 
 def _depends_on_targets(objects):

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 
+from .clock import ServerClock
 from ..errors import UserError
 
 RETRIES = 6          # attempts after the first one
@@ -68,13 +69,15 @@ class Cluster:
         self.url = configuration.host
         self.context = context or _current_context(path)
         self.api = client.ApiClient(configuration)
-        _default_timeout(self.api.rest_client)
+        self.clock = ServerClock(self.url)
+        _observe(self.api.rest_client, self.clock)
         self._cache_dir = tempfile.mkdtemp(prefix="k8s-toolkit-discovery-")
         self._dynamic = None
         self._resources = {}
         self._discovery_lock = threading.RLock()  # workers share one discovery
 
     def close(self):
+        self.clock.record()
         shutil.rmtree(self._cache_dir, ignore_errors=True)
         self.api.close()
 
@@ -238,14 +241,26 @@ def _refused(err):
     return any(word in text for word in ("refused", "name or service not known", "timed out"))
 
 
-def _default_timeout(rest_client):
-    """Give every request REQUEST_TIMEOUT unless it names its own (the client's default: none)."""
+def _observe(rest_client, clock):
+    """Give every request REQUEST_TIMEOUT unless it names its own (the client's default:
+    none), and show every answer's Date to `clock`."""
+    from kubernetes.client.exceptions import ApiException
+
     request = rest_client.request
 
-    def with_timeout(*args, _request_timeout=None, **kwargs):
-        return request(*args, _request_timeout=_request_timeout or REQUEST_TIMEOUT, **kwargs)
+    def observed(method, url, *args, _request_timeout=None, **kwargs):
+        dry_run = "dryRun=" in url
+        try:
+            response = request(method, url, *args, _request_timeout=_request_timeout or REQUEST_TIMEOUT,
+                               **kwargs)
+        except ApiException as err:
+            clock.saw(method, True, err.headers)  # refused: nothing was written
+            raise
+        refused = (getattr(response, "status", None) or 200) >= 300
+        clock.saw(method, dry_run or refused, getattr(response, "headers", None))
+        return response
 
-    rest_client.request = with_timeout
+    rest_client.request = observed
 
 
 def _check_kubeconfig(path):

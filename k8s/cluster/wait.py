@@ -13,6 +13,7 @@ import time
 from urllib.parse import quote
 
 from . import readiness
+from .connection import ApiError
 from .readiness import State
 from ..errors import UserError
 
@@ -85,7 +86,12 @@ def _judge(outcome, rule, cluster_for, read):
     """(State, the object as read)."""
     obj = outcome.obj
     cluster = cluster_for(obj.component)
-    data = read(obj, cluster)
+    try:
+        data = read(obj, cluster)
+    except ApiError as err:
+        if err.status == 404 and _removed_by_ttl(outcome):
+            return State(True, "finished (removed by its ttlSecondsAfterFinished)"), None
+        raise
     if rule is None:
         return _webhook_backends(cluster, data), data
     state = rule(data)
@@ -94,6 +100,13 @@ def _judge(outcome, rule, cluster_for, read):
         if why:
             state = State(False, f"{state.detail}; pod {why}", failed=True)
     return state, data
+
+
+def _removed_by_ttl(outcome):
+    """A Job gone with ttlSecondsAfterFinished set has finished: the TTL counts from
+    then. (Whether it succeeded went with it; what it made is what later objects wait on.)"""
+    spec = (outcome.response or {}).get("spec") or {}
+    return outcome.obj.kind == "Job" and spec.get("ttlSecondsAfterFinished") is not None
 
 
 def _why(outcome, detail, data, cluster_for):

@@ -21,6 +21,7 @@ a pod template play what the pod's containers would do:
   other pod Running but never Ready, its container waiting in CrashLoopBackOff).
 - `controlplane.test/creates-secret: NAME`: a Job's pod creates the Secret NAME
   (key `ca`) in its namespace before it completes, as a certificate-generating Job does.
+A few shipped images' work is played by their image instead (images.py).
 """
 
 import argparse
@@ -37,12 +38,13 @@ import time
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from . import images
+
 KUBELET_VERSION = "v1.37.2"
 LEASE_SECONDS = 40
 RENEW_EVERY = 10
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 SERVE_ANNOTATION = "controlplane.test/serve"
-AGGREGATED_API_IMAGE = "/metrics-server/metrics-server:"  # pods that serve an aggregated API
 DELAY_ANNOTATION = "controlplane.test/delay"
 FAIL_ANNOTATION = "controlplane.test/fail"
 CREATES_SECRET_ANNOTATION = "controlplane.test/creates-secret"
@@ -237,6 +239,8 @@ class Nodes:
         fail = annotations.get(FAIL_ANNOTATION)
         started = stamp()
         ip = self.pod_ip(pod)
+        if job and not fail:
+            fail = images.run_job_image(self.core.api_client, self.authority(), pod)
         if job and fail:
             state = {"terminated": {"exitCode": 1, "reason": "Error", "message": fail,
                                     "startedAt": started, "finishedAt": stamp()}}
@@ -266,11 +270,9 @@ class Nodes:
                   "hostIP": self.ips[spec.node_name], "hostIPs": [{"ip": self.ips[spec.node_name]}],
                   "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
                   "containerStatuses": statuses, "initContainerStatuses": init}
-        serves = annotations.get(SERVE_ANNOTATION) or (
-            f"metrics-server.{meta.namespace}.svc"
-            if any(AGGREGATED_API_IMAGE in c.image for c in spec.containers) else None)
+        serves = (annotations[SERVE_ANNOTATION], None) if annotations.get(SERVE_ANNOTATION) else images.serves(pod)
         if serves and live and self.netns and not spec.host_network:
-            self.start_backend(pod, ip, serves)  # listening before the pod reads Ready
+            self.start_backend(pod, ip, *serves)  # listening before the pod reads Ready
         try:
             self.core.patch_namespaced_pod_status(meta.name, meta.namespace, {"status": status})
         except ApiException as err:
@@ -287,14 +289,22 @@ class Nodes:
 
     # -- webhook backends -----------------------------------------------------------------------
 
-    def start_backend(self, pod, ip, service_name):
-        from .pki import Authority, write_private
+    def authority(self):
+        """The control plane's CA (it signs webhook backends' certificates), or None without --pki."""
+        from .pki import Authority
 
-        ports = [p.container_port for c in pod.spec.containers for p in c.ports or ()]
+        if not self.pki:
+            return None
+        return Authority.load(os.path.join(self.pki, "ca.crt"), os.path.join(self.pki, "ca.key"))
+
+    def start_backend(self, pod, ip, service_name, port=None):
+        from .pki import write_private
+
+        ports = [port] if port else [p.container_port for c in pod.spec.containers for p in c.ports or ()]
         if not ports:
             print(f"{pod.metadata.name}: {SERVE_ANNOTATION} but no container port", file=sys.stderr, flush=True)
             return
-        cert, key = Authority.load(os.path.join(self.pki, "ca.crt"), os.path.join(self.pki, "ca.key")).issue(
+        cert, key = self.authority().issue(
             service_name, server_names=[service_name, f"{service_name}.cluster.local"], server_ips=[ip])
         folder = os.path.join(self.pki, "backends")
         os.makedirs(folder, exist_ok=True)

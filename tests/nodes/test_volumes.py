@@ -494,8 +494,8 @@ def test_apply_creates_every_pv_in_one_run_and_a_second_run_changes_nothing(clus
 
 
 def test_a_volume_written_by_someone_else_during_the_run_is_unchanged(cluster):
-    """A second run changes nothing, even when a controller writes a volume between the run's
-    LIST and its apply (the PV controller does, right after the first run: status Available)."""
+    """A second run changes nothing, even when another writer changes a volume while the run
+    applies it (the PV controller does, right after the first run: status Available)."""
     kube1 = cluster.short[0]
     assert cluster.run("persistent", kube1).returncode == 0
     all_available(cluster, 43)
@@ -506,8 +506,8 @@ def test_a_volume_written_by_someone_else_during_the_run_is_unchanged(cluster):
                            cwd=cluster.project.root, env={**env, **cluster.project.env},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: cluster.proxy.requests(method="GET", path=r"^/api/v1/persistentvolumes$"),
-                 what="the LIST of PersistentVolumes")
+        wait_for(lambda: cluster.proxy.requests(method="PATCH", path=r"^/api/v1/persistentvolumes/"),
+                 what="the run's first PersistentVolume apply")  # the slowed one is still on its way
         cluster.core.patch_persistent_volume(f"{kube1}-admin", {"metadata": {"annotations": {"example.com/x": "1"}}},
                                              field_manager="someone-else")
         out, err = run.communicate(timeout=120)
