@@ -8,7 +8,7 @@ out those whose required Secret does not exist yet.
 import sys
 
 from .. import steps
-from .options import cluster_options
+from .options import cluster_options, dry_run
 
 
 def register(commands):
@@ -38,12 +38,6 @@ def register(commands):
                    help="default: what `install` would apply")
     cluster_options(p, applying=False)
     p.set_defaults(run=cmd_diff)
-
-
-def dry_run(p):
-    p.add_argument("--dry-run", action="store_true",
-                   help="the server's dry run: every request is checked (admission included), nothing is "
-                        "changed; created/configured/unchanged compare the result with the live object")
 
 
 def _missing_secret(cluster, component):
@@ -88,13 +82,13 @@ def _apply(args, only_install=False):
         names = [c.name for c in selected]
         if board.wanted(engine.out):
             with board.Board(names, engine.out) as engine.board:
-                run = install(engine, selected, objects, dry_run=args.dry_run)
+                run = install(engine, selected, objects, dry_run=bool(args.dry_run))
             engine.board = None
         else:
-            run = install(engine, selected, objects, dry_run=args.dry_run)
+            run = install(engine, selected, objects, dry_run=bool(args.dry_run))
         run.components += [graph.Result(name, graph.SKIPPED, why) for name, why in left_out]
         if args.prune and not run.failed:
-            run.outcomes.extend(prune.prune(engine, objects, names, dry_run=args.dry_run).outcomes)
+            run.outcomes.extend(prune.prune(engine, objects, names, dry_run=bool(args.dry_run)).outcomes)
         return steps.finish(args, run)
 
     return steps.connected_run(args, work, only_install=only_install)
@@ -115,7 +109,7 @@ def cmd_delete(args):
         if not args.dry_run:
             _confirm_delete(args, clusters, selected, objects)
         engine = steps.engine(args, clusters)
-        return steps.finish(args, delete(engine, selected, objects, dry_run=args.dry_run))
+        return steps.finish(args, delete(engine, selected, objects, dry_run=bool(args.dry_run)))
 
     return steps.connected_run(args, work)
 

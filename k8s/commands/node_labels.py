@@ -2,7 +2,7 @@
 
 from .. import steps
 from ..errors import UserError, raise_all
-from .options import cluster_options
+from .options import cluster_options, dry_run
 
 
 def register(commands):
@@ -12,7 +12,7 @@ def register(commands):
                             "labels dropped from the file are removed)")
     p.add_argument("--volumes", default="volumes", metavar="DIR",
                    help="folder with nodes.yaml (default: %(default)s)")
-    p.add_argument("--dry-run", action="store_true", help="server-side dry run: show what would change")
+    dry_run(p)
     p.add_argument("--force-conflicts", action="store_true",
                    help="take over labels that other field managers set to other values")
     cluster_options(p, applying=False)
@@ -33,6 +33,6 @@ def cmd_node_labels(args):
                              f"{', '.join(sorted(nodes)) or 'no nodes'})", file=path, line=lines.get(name))
                    for name in wanted if name not in nodes])
         run = apply_labels(cluster, plan(wanted, nodes), nodes, force=args.force_conflicts,
-                           dry_run=args.dry_run, parallel=args.parallel,
+                           dry_run=bool(args.dry_run), parallel=args.parallel,
                            say=(lambda text: print(text, flush=True)) if args.output == "text" else None)
     return steps.finish(args, run)

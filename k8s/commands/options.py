@@ -19,6 +19,17 @@ def positive(kind):
     return parse
 
 
+def dry_run(p, client=None):
+    """`--dry-run`: the server's dry run, the one meaning it has on every command that writes
+    to the API server. `client`: help for `--dry-run=client`, where a command can also
+    print what it would send without a cluster (kubectl's word for it)."""
+    text = ("the server's dry run: every request is checked (admission included), nothing is changed; "
+            "created/configured/unchanged say what the real run would do")
+    p.add_argument("--dry-run", action="store_const", const="server", help=text)
+    if client:  # the whole word is the flag: `--dry-run NODE` still means the server's dry run
+        p.add_argument("--dry-run=client", dest="dry_run", action="store_const", const="client", help=client)
+
+
 def cluster_options(p, applying=True):
     p.add_argument("--context", help="kubeconfig context for every component "
                                      "(default: $ADMIN_CTX or $USER_CTX, per component)")

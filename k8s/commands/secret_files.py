@@ -170,7 +170,7 @@ def cmd_apply(args):
             obj.data = as_data(obj.data)
         engine = Engine(lambda component: cluster, parallel=args.parallel, force=args.force_conflicts,
                         wait=False, timeout=args.timeout, out=None)
-        run = engine.apply([objects], dry_run=args.dry_run)
+        run = engine.apply([objects], dry_run=bool(args.dry_run))
     for outcome in run.outcomes:
         if outcome.result == "failed" and "conflict" in outcome.message.lower():
             outcome.message += ("; another field manager (e.g. `kubectl create`) set these fields: "

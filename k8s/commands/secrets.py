@@ -23,7 +23,7 @@ k8s.secrets. Only the standard library is imported at module level so
 
 import argparse
 
-from .options import cluster_options
+from .options import cluster_options, dry_run
 from .secret_files import (MAX_PAIRS, cmd_apply, cmd_check, cmd_create, cmd_edit, cmd_list, cmd_rotate,
                            cmd_ssh_keys)
 from .secret_keys import cmd_gen_age, cmd_gen_gpg, cmd_sops_config
@@ -88,7 +88,7 @@ def register(commands):
                    help="accept this kind besides Secret (repeatable)")
     p.add_argument("--force-conflicts", action="store_true",
                    help="take over fields set by other field managers (e.g. kubectl create)")
-    p.add_argument("--dry-run", action="store_true", help="server-side dry run, nothing is changed")
+    dry_run(p)
     cluster_options(p, applying=False)
     p.set_defaults(run=cmd_apply)
 

@@ -13,7 +13,7 @@ import sys
 from .. import steps
 from ..errors import UsageError, raise_all
 from ..nodes.volumes import COMPONENT, load, mkdir_command, render, select_nodes
-from .options import cluster_options
+from .options import cluster_options, dry_run
 
 COMMANDS = ("persistent", "persistent-dirs")
 DEFAULT_DIR = "volumes"
@@ -31,8 +31,7 @@ def register(commands):
                    help="folder with layout.yaml and claims.yaml (default: %(default)s)")
     p.add_argument("--check-nodes", action="store_true",
                    help="first check that the cluster has every node, with a matching hostname label")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the objects (validated for $KUBE_VERSION), do not contact a cluster")
+    dry_run(p, client="print the objects (validated for $KUBE_VERSION), contact no cluster")
     p.add_argument("--force-conflicts", action="store_true",
                    help="take over fields owned by other field managers")
     p.add_argument("--prune", action="store_true",
@@ -61,7 +60,7 @@ def cmd_persistent(args):
     layout = load(args.volumes, variables)
     nodes = select_nodes(layout, args.nodes)
     objects = render(layout, nodes)
-    if args.dry_run:
+    if args.dry_run == "client":
         report = validate.validate([(o.data, o.source) for o in objects], steps.kube_version(args, variables))
         raise_all(report.errors)
         dump = emit.to_json if args.output == "json" else emit.to_plain_yaml
@@ -79,11 +78,11 @@ def cmd_persistent(args):
         engine = Engine(lambda component: cluster, parallel=args.parallel,
                         force=args.force_conflicts, wait=False, timeout=args.timeout,
                         out=sys.stdout if args.output == "text" else None)
-        run = engine.apply(order.tiers(objects, [COMPONENT]))
+        run = engine.apply(order.tiers(objects, [COMPONENT]), dry_run=bool(args.dry_run))
         if args.prune and not run.failed:
             from ..nodes.volume_prune import prune
 
-            run.outcomes.extend(prune(engine, cluster, objects, nodes).outcomes)
+            run.outcomes.extend(prune(engine, cluster, objects, nodes, dry_run=bool(args.dry_run)).outcomes)
         return steps.finish(args, run)
 
 

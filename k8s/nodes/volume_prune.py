@@ -11,11 +11,12 @@ code is imported when `prune` runs.
 from .volume_layout import COMPONENT, HOSTNAME_LABEL
 
 
-def prune(engine, cluster, objects, nodes):
+def prune(engine, cluster, objects, nodes, dry_run=False):
     """Delete PVs and claims `persistent` applied earlier that the layout no longer has.
 
     Only objects labelled as applied by this command are looked at; PVs only of `nodes`
     (a run for some nodes leaves the others' alone); a PV still bound to a claim is kept.
+    With `dry_run` the server checks each delete and keeps the object.
     """
     import json
 
@@ -48,7 +49,7 @@ def prune(engine, cluster, objects, nodes):
             stale.append(obj)
     if not stale:
         return Run()
-    return engine.delete(order.tiers(stale, [COMPONENT]), done="pruned")
+    return engine.delete(order.tiers(stale, [COMPONENT]), done="pruned", dry_run=dry_run)
 
 
 def _affinity_nodes(pv):

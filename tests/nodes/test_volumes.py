@@ -152,8 +152,8 @@ def test_shipped_layout_gives_one_pv_per_volume_per_node(project):
 
 def test_dry_run_is_byte_identical_across_runs_and_reads_back_as_the_objects(project):
     setup_project(project)
-    first = cli(project, "persistent", "--dry-run", env={"PYTHONHASHSEED": "1"})
-    second = cli(project, "persistent", "--dry-run", env={"PYTHONHASHSEED": "2"})
+    first = cli(project, "persistent", "--dry-run=client", env={"PYTHONHASHSEED": "1"})
+    second = cli(project, "persistent", "--dry-run=client", env={"PYTHONHASHSEED": "2"})
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     layout, _ = load(project)
@@ -230,11 +230,11 @@ claims:
 
 def test_named_nodes_only_and_short_names(project):
     setup_project(project)
-    result = cli(project, "persistent", "kube2", "--dry-run")
+    result = cli(project, "persistent", "kube2", "--dry-run=client")
     assert result.returncode == 0, result.stderr
     names = [d.data["metadata"]["name"] for d in kubeyaml.load_all(result.stdout, "out") if d.data]
     assert len(names) == 43 and all(n.startswith("kube2-") for n in names)
-    wrong = cli(project, "persistent", "kube9", "--dry-run")
+    wrong = cli(project, "persistent", "kube9", "--dry-run=client")
     assert (wrong.returncode, wrong.stderr) == (
         2, "error: node kube9 is not in K8S_NODES (kube1.example.com kube2.example.com kube3.example.com)\n")
 
@@ -338,7 +338,7 @@ BAD_INPUT = [
 @pytest.mark.parametrize("case,layout,claims,env,message", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
 def test_bad_input_is_one_line(project, case, layout, claims, env, message):
     setup_project(project, layout=LAYOUT if layout is None else layout, claims=claims)
-    result = cli(project, "persistent", "--dry-run", env=env)
+    result = cli(project, "persistent", "--dry-run=client", env=env)
     assert (result.returncode, result.stderr) == (1, f"error: {message}\n"), result.stderr
     assert result.stdout == ""
 
@@ -346,7 +346,7 @@ def test_bad_input_is_one_line(project, case, layout, claims, env, message):
 def test_a_missing_layout_is_one_line(project):
     setup_project(project)
     os.remove(os.path.join(project.root, "volumes", "layout.yaml"))
-    result = cli(project, "persistent", "--dry-run")
+    result = cli(project, "persistent", "--dry-run=client")
     assert (result.returncode, result.stderr) == (1, "error: no volume layout: volumes/layout.yaml not found\n")
 
 
@@ -373,7 +373,10 @@ def test_register_adds_the_commands():
     args = parser.parse_args(["persistent-dirs", "kube1", "--dry-run"])
     assert (args.run, args.nodes, args.dry_run) == (volumes_cli.cmd_persistent_dirs, ["kube1"], True)
     args = parser.parse_args(["node-labels", "--force-conflicts", "--dry-run"])
-    assert (args.run, args.force_conflicts, args.dry_run) == (node_labels.cmd_node_labels, True, True)
+    assert (args.run, args.force_conflicts, args.dry_run) == (node_labels.cmd_node_labels, True, "server")
+    # the server's dry run even before a NODE; the offline print only by its whole flag
+    assert parser.parse_args(["persistent", "--dry-run", "kube1"]).dry_run == "server"
+    assert parser.parse_args(["persistent", "--dry-run=client", "kube1"]).dry_run == "client"
 
 
 # --- persistent against the real control plane --------------------------------------
@@ -553,6 +556,26 @@ def test_check_nodes_names_a_missing_node_and_a_wrong_hostname_label(cluster):
         f"kubernetes.io/hostname={kube4}.example.com, could never be used\n"))
     assert writes(cluster.proxy) == []
     assert cluster.pvs() == {}
+
+
+def test_a_dry_run_is_the_servers_and_changes_nothing(cluster):
+    kube1 = cluster.short[0]
+    cluster.proxy.clear()
+    dry = cluster.run("persistent", kube1, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == "43 created (server dry run)"
+    assert cluster.pvs() == {}
+    assert writes(cluster.proxy) and all(query(r).get("dryRun") == "All" for r in writes(cluster.proxy))
+
+    assert cluster.run("persistent", kube1).returncode == 0
+    all_available(cluster, 43)  # the PV controller's status write is done
+    versions = cluster.versions()
+    cluster.proxy.clear()
+    dry = cluster.run("persistent", kube1, "--prune", "--dry-run", env={"POOL_NUM_SMALL": "28"})
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == "41 unchanged (server dry run), 2 pruned (server dry run)"
+    assert all(query(r).get("dryRun") == "All" for r in writes(cluster.proxy))
+    assert cluster.versions() == versions
 
 
 def test_prune_deletes_volumes_gone_from_the_layout_but_keeps_bound_ones_and_other_nodes(cluster):
