@@ -36,9 +36,9 @@ def install(env):
     result = subprocess.run(["make", "-s", "install"], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"make install failed:\n{result.stdout}{result.stderr}")
-    counted = [line for line in result.stdout.splitlines()
-               if line.endswith((" created", " configured", " unchanged"))]
-    return len(counted), result.stdout.splitlines()[-1]
+    lines = result.stdout.splitlines()
+    counted = [line for line in lines[:-1] if line.endswith((" created", " configured", " unchanged"))]
+    return len(counted), lines[-1]
 
 
 def main():

@@ -185,7 +185,8 @@ class Engine:
             if problem:
                 return False, problem
         if self.wait and not dry_run:
-            problem = self._wait(waits.checks(applied), label)
+            # webhooks were waited for after their own tier
+            problem = self._wait(waits.checks(applied, skip=readiness.WEBHOOK_KINDS), label)
             if problem:
                 return False, problem
         return True, ""

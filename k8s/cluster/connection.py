@@ -74,6 +74,8 @@ class Cluster:
         self._cache_dir = tempfile.mkdtemp(prefix="k8s-toolkit-discovery-")
         self._dynamic = None
         self._resources = {}
+        self._index = None  # discovery.Index; False: the server has no aggregated discovery
+        self._index_fresh = False
         self._discovery_lock = threading.RLock()  # workers share one discovery
 
     def close(self):
@@ -110,28 +112,53 @@ class Cluster:
 
         key = (api_version, kind)
         group, _, version = api_version.rpartition("/")
-        # Naming prefix and group keeps the lazy discoverer to this one group
-        # version; with either left out it fetches every group of the server.
-        where = {"prefix": "apis", "group": group} if group else {"prefix": "api"}
         with self._discovery_lock:
             if key not in self._resources:
-                try:
-                    self._resources[key] = self.call(
-                        lambda: self.dynamic.resources.get(api_version=version, kind=kind, **where))
-                except ResourceNotFoundError:
-                    return None
+                found = self._indexed(lambda index: index.get(group, version, kind))
+                if found is None:
+                    # Naming prefix and group keeps the lazy discoverer to this one group
+                    # version; with either left out it fetches every group of the server.
+                    where = {"prefix": "apis", "group": group} if group else {"prefix": "api"}
+                    try:
+                        found = self.call(lambda: self.dynamic.resources.get(api_version=version, kind=kind,
+                                                                             **where))
+                    except ResourceNotFoundError:
+                        return None
+                self._resources[key] = found
             return self._resources[key]
 
     def resource_of(self, group, kind):
         """The served resource of a group-kind in the group's preferred version, or None."""
-        where = {"prefix": "apis", "group": group} if group else {"prefix": "api"}
         with self._discovery_lock:
+            found = self._indexed(lambda index: index.preferred_of(group, kind))
+            if found is not None:
+                return found
+            where = {"prefix": "apis", "group": group} if group else {"prefix": "api"}
             found = self.call(lambda: self.dynamic.resources.search(kind=kind, **where))
         found = [r for r in found if getattr(r, "kind", None) == kind and not r.name.count("/")]
         if not found:
             return None
         preferred = [r for r in found if getattr(r, "preferred", False)]
         return (preferred or found)[0]
+
+    def _indexed(self, look):
+        """`look(index)` on the aggregated discovery index, read again once when it misses
+        (a CRD applied during the run); None without aggregated discovery."""
+        from . import discovery
+
+        if self._index is False:
+            return None
+        if self._index is None:
+            self._index = discovery.fetch(self.dynamic, self.call) or False
+            self._index_fresh = True
+            return self._indexed(look)
+        found = look(self._index)
+        if found is None and not self._index_fresh:
+            self._index = discovery.fetch(self.dynamic, self.call) or False
+            self._index_fresh = True
+            return self._indexed(look)
+        self._index_fresh = False  # a later miss may be a kind that is new since
+        return found
 
     def call(self, request, obj=None):
         """Run `request()`, retrying passing failures; raise ApiError or UserError otherwise.

@@ -21,13 +21,13 @@ POLL_START, POLL_MAX = 0.2, 0.5  # a person waits on this: a ready object is see
 PROGRESS_EVERY = 10.0
 
 
-def checks(outcomes, kinds=None):
-    """(outcome, rule) for every applied object that has a rule (of `kinds`, if given)
-    and does not already hold in the server's answer to the apply."""
+def checks(outcomes, kinds=None, skip=()):
+    """(outcome, rule) for every applied object that has a rule (of `kinds`, if given, and
+    not of `skip`) and does not already hold in the server's answer to the apply."""
     pending = []
     for outcome in outcomes:
         obj = outcome.obj
-        if outcome.response is None or (kinds is not None and obj.kind not in kinds):
+        if outcome.response is None or (kinds is not None and obj.kind not in kinds) or obj.kind in skip:
             continue
         if obj.kind in readiness.WEBHOOK_KINDS:
             pending.append((outcome, None))  # judged by its Services' endpoints
@@ -56,8 +56,9 @@ def wait_until_ready(pending, cluster_for, timeout, progress=None, label="", rea
     last, seen = {}, {}
     while True:
         still = []
+        reader = read or _batched(pending, cluster_for)
         for outcome, rule in pending:
-            state, seen[id(outcome)] = _judge(outcome, rule, cluster_for, read or fetch)
+            state, seen[id(outcome)] = _judge(outcome, rule, cluster_for, reader)
             if state.failed:
                 raise UserError(f"{outcome.obj.display} {state.detail}")
             if not state.ready:
@@ -86,14 +87,14 @@ def _judge(outcome, rule, cluster_for, read):
     """(State, the object as read)."""
     obj = outcome.obj
     cluster = cluster_for(obj.component)
+    if rule is None:  # a webhook configuration: what it calls is in the apply's answer
+        return _webhook_backends(cluster, outcome.response), outcome.response
     try:
         data = read(obj, cluster)
     except ApiError as err:
         if err.status == 404 and _removed_by_ttl(outcome):
             return State(True, "finished (removed by its ttlSecondsAfterFinished)"), None
         raise
-    if rule is None:
-        return _webhook_backends(cluster, data), data
     state = rule(data)
     if state.failed and obj.kind == "Job":
         why = _job_pod_reason(cluster, obj)
@@ -155,6 +156,36 @@ def _last_warning(cluster, namespace, pod):
     newest = max(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or
                  (e.get("metadata") or {}).get("creationTimestamp") or "")
     return " ".join(str(newest.get("message", "")).split())
+
+
+def _batched(pending, cluster_for):
+    """A reader for one poll: objects of one kind and namespace that are waited for
+    together are read with one LIST (not a GET each); the rest with `fetch`."""
+    groups = {}
+    for outcome, rule in pending:
+        if rule is not None:
+            obj = outcome.obj
+            groups.setdefault((obj.component, obj.api_version, obj.kind, obj.namespace), []).append(obj)
+    listed = {}
+
+    def read(obj, cluster):
+        key = (obj.component, obj.api_version, obj.kind, obj.namespace)
+        if len(groups.get(key, ())) < 2:
+            return fetch(obj, cluster)
+        if key not in listed:
+            resource = cluster.resource(obj.api_version, obj.kind)
+            response = cluster.call(lambda: cluster.dynamic.get(
+                resource, namespace=obj.namespace if resource.namespaced else None, serialize=False))
+            items = json.loads(response.data).get("items") or []
+            for item in items:  # a LIST's items carry no apiVersion and kind; the rules read kind
+                item.setdefault("apiVersion", obj.api_version)
+                item.setdefault("kind", obj.kind)
+            listed[key] = {i["metadata"]["name"]: i for i in items}
+        if obj.name not in listed[key]:
+            raise ApiError(f"{obj.display} not found", 404, "NotFound", obj=obj.ref)
+        return listed[key][obj.name]
+
+    return read
 
 
 def fetch(obj, cluster):

@@ -263,12 +263,12 @@ def test_requests_per_object_stay_within_budget(project, app, fault_proxy):
     assert run(project, "apply", *app.components).returncode == 0
     second = fault_proxy.requests()
     # One PATCH per object and nothing else per object: discovery (the version, the group
-    # list, one document per group version), the one LIST of kube-system's ConfigMaps (the
-    # ApplySet parents). The first run also writes the two parents, waits for the CRD and
-    # discovers its new group.
+    # list, then aggregated discovery of /api and /apis: every kind at once), the one LIST of
+    # kube-system's ConfigMaps (the ApplySet parents). The first run also writes the two
+    # parents, waits for the CRD and reads discovery again for its new kind.
     assert len([r for r in second if r.method == "PATCH"]) == 6
-    assert len(second) <= 6 + 1 + 6, [(r.method, r.path) for r in second]
-    assert len(first) <= 6 + 1 + 6 + 2 + 2 + 3, [(r.method, r.path) for r in first]
+    assert len(second) <= 6 + 1 + 4, [(r.method, r.path) for r in second]
+    assert len(first) <= 6 + 1 + 4 + 2 + 2 + 2, [(r.method, r.path) for r in first]
 
 
 def test_diff_shows_exactly_the_changed_objects_and_masks_secrets(project, app, control_plane, fault_proxy):

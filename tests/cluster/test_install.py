@@ -29,8 +29,8 @@ def names(request):
     return f"inst-{tag}"
 
 
-def kubectl(plane, *args, check=True):
-    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, *args],
+def kubectl(plane, *args, check=True, stdin_text=None):
+    result = subprocess.run(["kubectl", "--kubeconfig", plane.kubeconfig, *args], input=stdin_text,
                             capture_output=True, text=True, timeout=60)
     if check:
         assert result.returncode == 0, result.stderr
@@ -371,6 +371,44 @@ def test_prune_finds_every_kind_a_component_applied_and_spares_what_moved(cluste
         for name in ("app", "other", "base"):
             kubectl(control_plane, "-n", "kube-system", "delete", "configmap", f"applyset-{tag}-{name}",
                     "--ignore-not-found", check=False)
+
+
+def test_an_install_from_before_applysets_is_adopted_and_its_leftovers_pruned(cluster_project, control_plane):
+    """Objects an earlier version applied carry only managed-by and component labels and
+    have no set: the next apply adopts them into the component's ApplySet, and a prune
+    still finds what that earlier install left behind, while another tool's look-alike
+    (the component label without managed-by) is never touched."""
+    project, tag, made = cluster_project
+    ns = f"{tag}-ns"
+    made.append(ns)
+    app = f"{tag}-app"
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: " + ns + "\n  labels:\n{labels}"
+    old_labels = f"    app.kubernetes.io/managed-by: k8s-toolkit\n    k8s-toolkit/component: {app}\n"
+    kubectl(control_plane, "create", "namespace", ns)
+    for name, labels in (("kept", old_labels), ("dropped", old_labels),
+                         ("foreign", f"    k8s-toolkit/component: {app}\n")):
+        kubectl(control_plane, "apply", "--server-side", "--field-manager", "k8s-toolkit", "-f", "-",
+                stdin_text=cm.format(name=name, labels=labels))
+    component(project, app, namespace=ns, **{"10-kept": cm.format(name="kept", labels="    a: b\n")})
+
+    result = project.run("apply", app, env=project.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configmap/kept configured" in result.stdout.splitlines()
+    kept = json.loads(kubectl(control_plane, "-n", ns, "get", "configmap", "kept", "-o", "json").stdout)
+    assert kept["metadata"]["labels"]["applyset.kubernetes.io/part-of"].startswith("applyset-")
+    try:
+        result = project.run("apply", app, "--prune", env=project.env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert "configmap/dropped pruned" in lines and not any("foreign" in line for line in lines), lines
+        assert kubectl(control_plane, "-n", ns, "get", "configmap", "foreign", check=False).returncode == 0
+        assert kubectl(control_plane, "-n", ns, "get", "configmap", "dropped", check=False).returncode != 0
+        parent = json.loads(kubectl(control_plane, "-n", "kube-system", "get", "configmap", f"applyset-{app}",
+                                    "-o", "json").stdout)
+        assert parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"] == "ConfigMap"
+    finally:
+        kubectl(control_plane, "-n", "kube-system", "delete", "configmap", f"applyset-{app}",
+                "--ignore-not-found", check=False)
 
 
 def run_on_a_terminal(project, args, env):
