@@ -72,22 +72,33 @@ def _copy_fields(data):
 
 
 def diff(engine, objects):
-    """Diff every object; returns (text, number of changed objects, failures).
+    """Diff every object; returns (text, number of changed objects, failures, notes).
+
+    A Job that removes itself when done (ttlSecondsAfterFinished) is absent, or still
+    finishing, after every apply and created by the next: that is its design, not drift,
+    so it gets a note instead of a diff.
 
     Parameters:
         engine: an apply.Engine (its clusters and LIST cache are used).
         objects: RenderedObjects, in apply order.
     """
     outcomes = engine.map_objects(lambda o: _plan(engine, o), objects)
-    texts, failures = [], []
+    texts, failures, notes = [], [], []
     for outcome in outcomes:
         if outcome.result == "failed":
             failures.append(outcome)
             continue
+        if _removes_itself(outcome.obj):
+            notes.append(f"{outcome.obj.display}: runs again on apply (it removes itself when done)")
+            continue
         text = object_diff(outcome.obj, outcome.response.get("current"), outcome.response["planned"])
         if text:
             texts.append(text)
-    return "".join(texts), len(texts), failures
+    return "".join(texts), len(texts), failures, notes
+
+
+def _removes_itself(obj):
+    return obj.kind == "Job" and ((obj.data.get("spec") or {}).get("ttlSecondsAfterFinished")) is not None
 
 
 def _plan(engine, obj):

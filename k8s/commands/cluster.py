@@ -170,8 +170,10 @@ def cmd_diff(args):
             engine.out = sys.stderr  # notes about skipped components, not diff text
             selected, objects = _ready_to_install(engine, clusters, selected, objects)
         ordered = [o for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
-        text, changed, failures = diff.diff(engine, ordered)
+        text, changed, failures, notes = diff.diff(engine, ordered)
         sys.stdout.write(text)
+        for note in notes:
+            print(note, file=sys.stderr)
         for outcome in failures:
             print(f"error: {outcome.line()}", file=sys.stderr)
         if failures:

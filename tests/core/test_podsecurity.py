@@ -502,8 +502,13 @@ def test_every_shipped_workload_is_admitted_in_its_namespace(control_plane):
             # controller's FailedCreate events say why not
             selector = ",".join(f"{k}={v}" for k, v in pod_of(w)["metadata"]["labels"].items())
 
-            def created_or_refused(namespace=w.namespace, selector=selector):
+            def created_or_refused(namespace=w.namespace, selector=selector, name=w.name):
                 pods = control_plane.get(f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")["items"]
+                # a Job that removes itself when done (ttlSecondsAfterFinished) takes its pods
+                # along; its controller's SuccessfulCreate event stays
+                pods = pods or [e for e in control_plane.get(
+                    f"/api/v1/namespaces/{namespace}/events?fieldSelector=reason=SuccessfulCreate")["items"]
+                    if e["involvedObject"].get("name") == name and e["involvedObject"].get("kind") == "Job"]
                 refused = [e["message"] for e in control_plane.get(
                     f"/api/v1/namespaces/{namespace}/events?fieldSelector=reason=FailedCreate")["items"]
                     if "PodSecurity" in e.get("message", "")]
