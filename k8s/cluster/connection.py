@@ -75,7 +75,6 @@ class Cluster:
         self._dynamic = None
         self._resources = {}
         self._index = None  # discovery.Index; False: the server has no aggregated discovery
-        self._index_fresh = False
         self._discovery_lock = threading.RLock()  # workers share one discovery
 
     def close(self):
@@ -146,18 +145,15 @@ class Cluster:
         (a CRD applied during the run); None without aggregated discovery."""
         from . import discovery
 
+        fresh = self._index is None
+        if fresh:
+            self._index = discovery.fetch(self.dynamic, self.call) or False
         if self._index is False:
             return None
-        if self._index is None:
-            self._index = discovery.fetch(self.dynamic, self.call) or False
-            self._index_fresh = True
-            return self._indexed(look)
         found = look(self._index)
-        if found is None and not self._index_fresh:
+        if found is None and not fresh:  # a kind that may be new since the index was read
             self._index = discovery.fetch(self.dynamic, self.call) or False
-            self._index_fresh = True
-            return self._indexed(look)
-        self._index_fresh = False  # a later miss may be a kind that is new since
+            found = look(self._index) if self._index else None
         return found
 
     def call(self, request, obj=None):

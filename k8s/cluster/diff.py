@@ -10,6 +10,7 @@ a changed value shows as `*** (before)` / `*** (after)`, never in clear.
 import difflib
 
 from ..core import emit
+from . import readiness
 from .apply import Outcome, body
 
 VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp",
@@ -88,17 +89,13 @@ def diff(engine, objects):
         if outcome.result == "failed":
             failures.append(outcome)
             continue
-        if _removes_itself(outcome.obj):
+        if readiness.removes_itself(outcome.obj.kind, outcome.obj.data):
             notes.append(f"{outcome.obj.display}: runs again on apply (it removes itself when done)")
             continue
         text = object_diff(outcome.obj, outcome.response.get("current"), outcome.response["planned"])
         if text:
             texts.append(text)
     return "".join(texts), len(texts), failures, notes
-
-
-def _removes_itself(obj):
-    return obj.kind == "Job" and ((obj.data.get("spec") or {}).get("ttlSecondsAfterFinished")) is not None
 
 
 def _plan(engine, obj):

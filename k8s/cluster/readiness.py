@@ -97,6 +97,11 @@ def job_complete(data):
                         f"{status.get('failed') or 0} failed")
 
 
+def removes_itself(kind, data):
+    """A Job with ttlSecondsAfterFinished: gone once finished, created again by each apply."""
+    return kind == "Job" and ((data or {}).get("spec") or {}).get("ttlSecondsAfterFinished") is not None
+
+
 def ready_condition(data):
     c = condition(data, "Ready")
     if c is None:

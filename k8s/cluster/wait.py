@@ -92,7 +92,9 @@ def _judge(outcome, rule, cluster_for, read):
     try:
         data = read(obj, cluster)
     except ApiError as err:
-        if err.status == 404 and _removed_by_ttl(outcome):
+        # Gone with a TTL means finished (whether it succeeded went with it; what it made
+        # is what later objects wait on).
+        if err.status == 404 and readiness.removes_itself(obj.kind, outcome.response):
             return State(True, "finished (removed by its ttlSecondsAfterFinished)"), None
         raise
     state = rule(data)
@@ -101,13 +103,6 @@ def _judge(outcome, rule, cluster_for, read):
         if why:
             state = State(False, f"{state.detail}; pod {why}", failed=True)
     return state, data
-
-
-def _removed_by_ttl(outcome):
-    """A Job gone with ttlSecondsAfterFinished set has finished: the TTL counts from
-    then. (Whether it succeeded went with it; what it made is what later objects wait on.)"""
-    spec = (outcome.response or {}).get("spec") or {}
-    return outcome.obj.kind == "Job" and spec.get("ttlSecondsAfterFinished") is not None
 
 
 def _why(outcome, detail, data, cluster_for):
