@@ -110,14 +110,17 @@ def skip_reason(component, version):
     return f"skipped (needs Kubernetes {bounds})"
 
 
-def connected_run(args, work, only_install=False):
+def connected_run(args, work, only_install=False, with_secrets=True):
     """Connect, learn the server version, render + validate for it, then
     `work(clusters, selected, objects, left_out)`; left_out is [(component, why)] of
     what `install` leaves out (version range, never vendored).
 
+    with_secrets: add each selected component's own Secret from secrets/, decrypted in
+    memory (secrets.bundled); `delete` has no use for them.
     Nothing is written to the cluster unless every component rendered and validated.
     """
     from .core import components, order
+    from .secrets.bundled import bundled_secrets
 
     variable_values = values(load_variables(args))
     found = components.discover(args.manifests, variable_values)
@@ -127,6 +130,8 @@ def connected_run(args, work, only_install=False):
         version = args.kube_version or clusters(first).version()
         selected, skipped, objects, report, version = render_and_validate(
             args, variable_values=variable_values, version=version, only_install=only_install)
+        if with_secrets:
+            objects = objects + bundled_secrets(args, selected, version)
         left_out = []
         if only_install:  # install, and diff of everything: say what was left out
             for c in skipped:
@@ -141,10 +146,11 @@ def connected_run(args, work, only_install=False):
 
 def engine(args, clusters):
     from .cluster.apply import Engine
+    from .secrets.masking import scrubbed
 
     return Engine(clusters, parallel=args.parallel, force=getattr(args, "force_conflicts", False),
                   wait=getattr(args, "wait", False), timeout=args.timeout,
-                  out=sys.stdout if args.output == "text" else None, applysets=True)
+                  out=sys.stdout if args.output == "text" else None, applysets=True, scrub=scrubbed)
 
 
 def finish(args, run):

@@ -93,7 +93,7 @@ def body(obj, part_of=None):
     metadata = dict(data.get("metadata") or {})
     labels = dict(metadata.get("labels") or {})
     labels[MANAGED_BY_LABEL] = MANAGED_BY
-    labels[COMPONENT_LABEL] = obj.component
+    labels[COMPONENT_LABEL] = getattr(obj, "component_label", None) or obj.component
     if part_of:
         labels[PART_OF_LABEL] = part_of
     metadata["labels"] = labels
@@ -113,10 +113,12 @@ class Engine:
         out: where progress lines go (None: silent).
         applysets: label each object with its component's ApplySet id (components; not
             secrets or volumes, which have no set).
+        scrub: (object data, message) -> the message as it may be shown; the steps pass one
+            that takes a Secret's values out of what the server said about it.
     """
 
     def __init__(self, cluster_for, parallel=8, force=False, wait=False, timeout=300, out=sys.stdout,
-                 applysets=False):
+                 applysets=False, scrub=None):
         self.cluster_for = cluster_for
         self.parallel = max(1, parallel)
         self.force = force
@@ -127,6 +129,7 @@ class Engine:
         self._listed = {}
         self.applysets = applysets
         self.board = None  # a board.Board on a terminal
+        self.scrub = scrub or (lambda data, text: text)
 
     def say(self, text):
         if self.board is not None:
@@ -229,10 +232,8 @@ class Engine:
             response = cluster.call(lambda: cluster.dynamic.server_side_apply(
                 resource, body=sent, name=obj.name, namespace=namespace, **params),
                 obj=obj.ref)
-        except ApiError as err:
-            return Outcome(obj, "failed", err.message)
-        except UserError as err:
-            return Outcome(obj, "failed", err.message)
+        except (ApiError, UserError) as err:
+            return Outcome(obj, "failed", self.scrub(obj.data, err.message))
         data = json.loads(response.data)
         if response.status == 201:  # a dry run's create answers 201 as well
             result = "created"
@@ -244,7 +245,7 @@ class Engine:
 
     def set_of(self, obj):
         """The ApplySet id an object carries, or None."""
-        if not self.applysets:
+        if not self.applysets or getattr(obj, "component_label", None):
             return None
         from .applyset import set_id
 

@@ -40,11 +40,14 @@ def register(commands):
     p.set_defaults(run=cmd_diff)
 
 
-def _missing_secret(cluster, component):
-    """Why an install component must wait for its Secret, or None when it need not."""
+def _missing_secret(cluster, component, objects):
+    """Why an install component must wait for its Secret, or None when it need not: the
+    Secret comes with it from secrets/ or is on the cluster already."""
     from ..cluster.connection import ApiError
 
-    if not component.requires_secret:
+    if not component.requires_secret or any(
+            o.component == component.name and o.kind == "Secret" and o.name == component.requires_secret
+            for o in objects):
         return None
     path = f"/api/v1/namespaces/{component.namespace}/secrets/{component.requires_secret}"
     try:
@@ -54,14 +57,14 @@ def _missing_secret(cluster, component):
         if err.status != 404:
             raise
     return (f"{component.name}: skipped until Secret {component.namespace}/"
-            f"{component.requires_secret} exists (make secrets/{component.requires_secret}, "
+            f"{component.requires_secret} exists (create secrets/{component.requires_secret}.yml, "
             f"then make {component.name})")
 
 
 def _ready_to_install(engine, clusters, selected, objects, left_out=None):
     """The install components whose required Secret exists, and their objects; the others
     go to `left_out` as (component, why)."""
-    waiting = {c.name: _missing_secret(clusters(c.name), c) for c in selected}
+    waiting = {c.name: _missing_secret(clusters(c.name), c, objects) for c in selected}
     for c in selected:
         if waiting[c.name]:
             engine.say(waiting[c.name])
@@ -111,7 +114,7 @@ def cmd_delete(args):
         engine = steps.engine(args, clusters)
         return steps.finish(args, delete(engine, selected, objects, dry_run=bool(args.dry_run)))
 
-    return steps.connected_run(args, work)
+    return steps.connected_run(args, work, with_secrets=False)
 
 
 def _confirm_delete(args, clusters, selected, objects):

@@ -171,10 +171,16 @@ def cmd_apply(args):
         engine = Engine(lambda component: cluster, parallel=args.parallel, force=args.force_conflicts,
                         wait=False, timeout=args.timeout, out=None)
         run = engine.apply([objects], dry_run=bool(args.dry_run))
+    owner = _owners(args, ws)
     for outcome in run.outcomes:
         if outcome.result == "failed" and "conflict" in outcome.message.lower():
             outcome.message += ("; another field manager (e.g. `kubectl create`) set these fields: "
                                 "rerun with --force-conflicts to take them over")
+        component = owner.get((outcome.obj.namespace, outcome.obj.name))
+        if outcome.result == "failed" and component and f'namespaces "{outcome.obj.namespace}" not found' \
+                in outcome.message:
+            outcome.message += (f"; it belongs to component {component}: `make {component}` applies it "
+                                "after its namespace")
         outcome.message = ws.scrub(outcome.message)
         outcome.response = None
     if args.output == "json":
@@ -184,6 +190,18 @@ def cmd_apply(args):
             out(outcome.line())
         out(run.summary())
     return 1 if run.failed else 0
+
+
+def _owners(args, ws):
+    """(namespace, name) -> the component whose own Secret that is (secrets.bundled)."""
+    from ..core import components
+    from ..errors import UserError
+    from ..secrets.bundled import owners
+
+    try:
+        return owners(components.discover(getattr(args, "manifests", "manifests"), ws.variables))
+    except UserError:  # no manifests here, or broken ones: the hint is only a hint
+        return {}
 
 
 def cmd_list(args):

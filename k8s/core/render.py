@@ -48,6 +48,9 @@ class RenderedObject:
     component: str
     source: Source
     default_namespace: str | None = None  # for kinds whose scope only the server knows
+    # The component label it is written with when not its component's (a Secret from secrets/
+    # keeps `secrets`): then it is in no ApplySet, and no prune of the component touches it.
+    component_label: str | None = None
 
     @property
     def api_version(self):

@@ -91,3 +91,14 @@ class Scrubber:
         if err.obj:
             err.obj = self(err.obj)
         return err
+
+
+def scrubbed(obj, text):
+    """`text` without the values of `obj` if it is a Secret (a message about it from the server)."""
+    if not isinstance(obj, dict) or obj.get("kind") != "Secret":
+        return text
+    scrub = Scrubber()
+    for field in SECRET_FIELDS:
+        for value in (obj.get(field) or {}).values() if isinstance(obj.get(field), dict) else ():
+            scrub.add(value)
+    return scrub(text)

@@ -100,12 +100,17 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
             assert got.returncode == 0, got.stderr
             return json.loads(got.stdout)
 
+        # From a fresh cluster, in the README's order: node labels, data-sync's keys, install.
+        ok(make(clone, env, "node_labels", **cluster))
+        assert get(f"/api/v1/nodes/{NODES[0]}")["metadata"]["labels"]["service.data-sync"] == "allow"
+        ok(make(clone, env, "data_sync_keys"))
         out = ok(make(clone, env, "install", **cluster))
         assert out.splitlines()[-1].endswith(" created")
-        for deployment in ("ingress-nginx/deployments/ingress-nginx-controller", "headlamp/deployments/headlamp",
-                           "kube-system/deployments/metrics-server"):
-            status = get(f"/apis/apps/v1/namespaces/{deployment}")["status"]
-            assert status.get("availableReplicas") == status["replicas"], (deployment, status)
+        assert "secret/data-sync-ssh created" in out and "  data-sync: ready" in out, out
+        for workload in ("ingress-nginx/deployments/ingress-nginx-controller", "headlamp/deployments/headlamp",
+                         "kube-system/deployments/metrics-server", "data-sync/statefulsets/data-sync"):
+            status = get(f"/apis/apps/v1/namespaces/{workload}")["status"]
+            assert status.get("availableReplicas") == status["replicas"], (workload, status)
         again = ok(make(clone, env, "install", **cluster))
         assert again.splitlines()[-1].endswith(" unchanged"), again.splitlines()[-1]
         out = ok(make(clone, env, "check", **cluster))
@@ -116,8 +121,6 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
         assert get("/api/v1/namespaces/kube-system/secrets/etcd-encryption") is None  # stays local
         out = ok(make(clone, env, "persistent", **cluster))
         assert len(get("/api/v1/persistentvolumes")["items"]) == 3 * (30 + 10 + 3)
-        ok(make(clone, env, "node_labels", **cluster))
-        assert get(f"/api/v1/nodes/{NODES[0]}")["metadata"]["labels"]["service.data-sync"] == "allow"
 
         # Nothing to change after all that; one variable changed: exactly its objects.
         same = make(clone, env, "diff", **cluster)
