@@ -100,7 +100,8 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
             assert got.returncode == 0, got.stderr
             return json.loads(got.stdout)
 
-        # From a fresh cluster, in the README's order: node labels, data-sync's keys, install.
+        # From a fresh cluster, in the README's order: preflight, node labels, data-sync's keys, install.
+        out = ok(make(clone, env, "check", **cluster))
         ok(make(clone, env, "node_labels", **cluster))
         assert get(f"/api/v1/nodes/{NODES[0]}")["metadata"]["labels"]["service.data-sync"] == "allow"
         ok(make(clone, env, "data_sync_keys"))
@@ -113,7 +114,6 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
             assert status.get("availableReplicas") == status["replicas"], (workload, status)
         again = ok(make(clone, env, "install", **cluster))
         assert again.splitlines()[-1].endswith(" unchanged"), again.splitlines()[-1]
-        out = ok(make(clone, env, "check", **cluster))
         out = ok(make(clone, env, "secrets", **cluster))
         assert "secret/db created" in out
         assert get("/api/v1/namespaces/worker/secrets/db") is not None
