@@ -1,12 +1,16 @@
 """Node labels: the labels declared in volumes/nodes.yaml, kept on the nodes by server-side apply.
 
-volumes/nodes.yaml maps node names to labels (variables work as in manifests):
+volumes/nodes.yaml gives the labels of every node of K8S_NODES, and maps node
+names to more labels (variables work as in manifests):
 
+    everyNode:
+      service.data-sync: allow
     labels:
-      kube1.$DOMAIN:
-        service.data-sync: allow
       kube2.$DOMAIN:
-        service.data-sync: allow
+        disk: ssd
+
+A node's labels are those of `everyNode` (when it is one of K8S_NODES) with its
+own under `labels` on top.
 
 `render.py node-labels` applies, for each node, a Node object holding only its
 name and those labels, under a field manager of its own
@@ -85,31 +89,46 @@ def load(directory, variables):
     data, reader = _load_document(path, variables)
     if data is None:
         return {}, {}
-    data = reader.mapping(data, [], "the node labels file", ("labels",))
+    data = reader.mapping(data, [], "the node labels file", ("everyNode", "labels"))
     raise_all(reader.errors)
     labels = data.get("labels") or {}
     if not isinstance(labels, dict):
         reader.error(["labels"], "labels must be a mapping of node names to labels")
         raise_all(reader.errors)
     wanted, lines = {}, {}
+    every = _checked(reader, ["everyNode"], "every node", data.get("everyNode"))
+    if every:
+        for node in variables.get("K8S_NODES", "").split():
+            problem = node_name_problem(node)
+            if problem:
+                reader.error(["everyNode"], f"K8S_NODES: node {problem}")
+                continue
+            wanted[node], lines[node] = dict(every), reader.line(["everyNode"])
     for node, node_labels in labels.items():
-        lines[node] = reader.line(["labels", node])
         problem = node_name_problem(node)
         if problem:
             reader.error(["labels", node], f"node {problem}{reader.origin(['labels', node])}")
             continue
-        if node_labels is None:
-            node_labels = {}
-        if not isinstance(node_labels, dict):
-            reader.error(["labels", node], f"node {node}: labels must be a mapping (key: value)")
-            continue
-        for key, value in node_labels.items():
-            problem = label_key_problem(key) or label_value_problem(key, value)
-            if problem:
-                reader.error(["labels", node, key], f"node {node}: {problem}")
-        wanted[str(node)] = {str(k): v for k, v in node_labels.items()}
+        own = _checked(reader, ["labels", node], f"node {node}", node_labels)
+        if own is not None:
+            wanted[str(node)] = {**wanted.get(str(node), {}), **own}
+            lines[node] = reader.line(["labels", node])
     raise_all(reader.errors)
     return wanted, lines
+
+
+def _checked(reader, path, who, node_labels):
+    """{key: value} of one labels mapping, its problems reported to `reader`; None if not a mapping."""
+    if node_labels is None:
+        return {}
+    if not isinstance(node_labels, dict):
+        reader.error(path, f"{who}: labels must be a mapping (key: value)")
+        return None
+    for key, value in node_labels.items():
+        problem = label_key_problem(key) or label_value_problem(key, value)
+        if problem:
+            reader.error([*path, key], f"{who}: {problem}")
+    return {str(k): v for k, v in node_labels.items()}
 
 
 # --- the cluster's nodes ----------------------------------------------------

@@ -200,6 +200,23 @@ def test_a_conflicting_value_fails_until_forced(labelled, control_plane):
     assert labelled.labels(2)["service.data-sync"] == "allow"
 
 
+def test_the_shipped_map_follows_k8s_nodes_and_named_nodes_add_to_it(labelled):
+    n1, n2, n3 = labelled.names
+    two = labelled.run("node-labels", env={"K8S_NODES": f"{n1} {n3}"})
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.splitlines() == [f"node/{n1} configured: +service.data-sync=allow",
+                                       f"node/{n3} configured: +service.data-sync=allow", "2 configured"]
+    assert "service.data-sync" not in labelled.labels(2)
+
+    labelled.write_map("everyNode:\n  service.data-sync: allow\nlabels:\n  kube2.$DOMAIN:\n    disk: ssd\n"
+                       "  kube3.$DOMAIN:\n    service.data-sync: deny\n")
+    mixed = labelled.run("node-labels", env={"K8S_NODES": f"{n1} {n3}"})
+    assert mixed.returncode == 0, mixed.stderr
+    assert labelled.labels(1)["service.data-sync"] == "allow"
+    assert labelled.labels(2)["disk"] == "ssd" and "service.data-sync" not in labelled.labels(2)
+    assert labelled.labels(3)["service.data-sync"] == "deny"  # a named node's own value wins
+
+
 def test_an_unknown_node_is_an_error_and_nothing_is_written_or_created(labelled, control_plane):
     labelled.write_map("labels:\n  kube1.$DOMAIN:\n    a: b\n  kube9.$DOMAIN:\n    a: b\n")
     result = labelled.run("node-labels")
@@ -223,7 +240,7 @@ def test_an_unknown_node_is_an_error_and_nothing_is_written_or_created(labelled,
     ("labels:\n  kube1.$DOMAIN:\n    a: x y\n",
      "volumes/nodes.yaml:3: node kube1.{domain}: label a: value 'x y' must be at most 63 letters, digits, "
      "'-', '_' and '.', starting and ending with a letter or digit"),
-    ("nodes: {}\n", "volumes/nodes.yaml:1: the node labels file: unknown field 'nodes' (known: labels)"),
+    ("nodes: {}\n", "volumes/nodes.yaml:1: the node labels file: unknown field 'nodes' (known: everyNode, labels)"),
 ])
 def test_bad_label_maps_are_one_line(labelled, text, message):
     labelled.write_map(text)
