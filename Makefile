@@ -25,7 +25,7 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
 .PHONY: help test controlplane sandbox sandbox_down render validate vars components bench clean install diff check kubeconfig \
-	untaint_master admission_config sops_gen_gpg sops_gen_age secrets data_sync_keys \
+	untaint_master admission_config sops_gen_gpg sops_gen_age secrets secret_set data_sync_keys FORCE \
 	persistent persistent_dirs node_labels encryption_key encryption_config \
 	encryption_install encryption_rotate audit_policy audit_install vendor $(COMPONENTS)
 
@@ -79,8 +79,12 @@ sops_gen_age: .venv/.installed ## create (or reuse) an age key for secrets/ (ins
 secrets/.sops.yaml: | .venv/.installed ## write the sops rules: secrets/*.yml encrypted for your key(s)
 	$(RENDER) secrets sops-config
 
-secrets/%.yml: | .venv/.installed ## create secrets/NAME.yml encrypted, then edit it in $EDITOR (SECRET_ARGS="--from-file KEY=PATH" without a terminal)
-	$(RENDER) secrets create $* $(SECRET_ARGS)
+# FORCE: an existing file is not "up to date" but told how to change it; @: SECRET_ARGS is not echoed
+secrets/%.yml: FORCE | .venv/.installed ## create secrets/NAME.yml encrypted, then edit it in $EDITOR (SECRET_ARGS="--from-file KEY=PATH" without a terminal)
+	@$(RENDER) secrets create $* $(SECRET_ARGS)
+
+secret_set: .venv/.installed ## NAME=db SET="KEY=@FILE ..." (or KEY=- for stdin): set keys of secrets/NAME.yml, no editor
+	@$(RENDER) secrets set $(NAME) $(SET)
 
 data_sync_keys: .venv/.installed ## new ssh keypairs for data-sync, encrypted in secrets/$DATA_SYNC_SECRET.yml
 	$(RENDER) secrets ssh-keys $(DATA_SYNC_SECRET) --namespace data-sync
@@ -135,6 +139,8 @@ components: .venv/.installed ## list components with their dependencies
 
 bench: .venv/.installed ## run the benchmarks in bench/ and print ratios against their baselines
 	$(PYTHON) bench/run.py
+
+FORCE:
 
 clean: ## remove build/ output
 	rm -rf $(BUILD)

@@ -43,8 +43,8 @@ def cmd_create(args):
     name = secret_name(args.name, ws.directory)
     path = os.path.join(ws.directory, f"{name}.yml")
     if os.path.exists(path):
-        raise UserError(f"exists and is never overwritten; change it with `render.py secrets edit {name}`",
-                        file=path)
+        raise UserError(f"exists and is never overwritten; change it with `render.py secrets edit {name}` "
+                        f"or set keys with `make secret_set NAME={name} SET=KEY=@FILE`", file=path)
     ws.require_config()
     string_data, data = values_from_flags(args)
     for value in list(string_data.values()) + list(data.values()):

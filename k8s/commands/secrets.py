@@ -8,6 +8,7 @@ Kubernetes Secrets are kept in git, encrypted with sops, applied server-side:
     render.py secrets create NAME        secrets/NAME.yml, encrypted from the start
     render.py secrets ssh-keys NAME      secrets/NAME.yml holding new ssh keypairs, encrypted
     render.py secrets edit NAME          sops edit, plaintext only on tmpfs
+    render.py secrets set NAME K=@FILE   set keys from files or stdin, no editor, no plaintext on disk
     render.py secrets apply [NAME…]      decrypt in memory, substitute, validate, apply
     render.py secrets list               keys, recipients, in sync with the cluster?
     render.py secrets rotate [NAME…]     re-encrypt for the recipients of .sops.yaml
@@ -27,6 +28,7 @@ from .options import cluster_options, dry_run
 from .secret_files import (MAX_PAIRS, cmd_apply, cmd_check, cmd_create, cmd_edit, cmd_list, cmd_rotate,
                            cmd_ssh_keys)
 from .secret_keys import cmd_gen_age, cmd_gen_gpg, cmd_sops_config
+from .secret_set import cmd_set
 from ..secrets.files import SECRETS_DIR
 
 
@@ -81,6 +83,13 @@ def register(commands):
     p = sub.add_parser("edit", help="edit secrets/NAME.yml in $EDITOR (sops edit)")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(run=cmd_edit)
+
+    p = sub.add_parser("set", help="set keys of secrets/NAME.yml from files or stdin (KEY=@FILE, KEY=-), "
+                                   "encrypted in place, no editor, no plaintext on disk")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("pairs", nargs="+", metavar="KEY=@FILE|KEY=-",
+                   help="a key and where its value comes from: a file, or stdin for one key")
+    p.set_defaults(run=cmd_set)
 
     p = sub.add_parser("apply", help="apply secrets to the cluster: created, configured or unchanged")
     p.add_argument("names", nargs="*", metavar="NAME", help="default: every secrets/*.yml")

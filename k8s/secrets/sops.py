@@ -92,6 +92,13 @@ class Sops:
             raise failure(filename, result, encrypting=True)
         return result.stdout
 
+    def set(self, path, index, value):
+        """Set `index` (sops' `["stringData"]["key"]` form) of `path` to `value` (JSON), in place,
+        with the file's own data key. The value goes through stdin, never an argument."""
+        result = self._run(["set", "--value-stdin", path, index], input=value.encode("utf-8"))
+        if result.returncode:
+            raise failure(path, result)
+
     def updatekeys(self, path):
         """Re-encrypt the data key of `path` for the recipients its creation rule names now."""
         result = self._run(["updatekeys", "--yes", path])

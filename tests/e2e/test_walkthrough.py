@@ -73,6 +73,14 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
     (tmp_path / "pw").write_text("walkthrough-marker-6d2f")
     ok(make(clone, env, "secrets/db.yml", SECRET_ARGS=f"--from-file password={tmp_path / 'pw'}"))
     assert "walkthrough-marker-6d2f" not in (clone / "secrets" / "db.yml").read_text()
+    # Once it exists, make neither calls it up to date nor echoes the arguments; set changes a key.
+    again = make(clone, env, "secrets/db.yml", SECRET_ARGS="--from-literal password=echo-marker-77b1")
+    assert again.returncode != 0 and "exists and is never overwritten" in again.stderr, again.stdout
+    assert "echo-marker-77b1" not in again.stdout + again.stderr
+    (tmp_path / "pw2").write_text("walkthrough-marker-2nd")
+    out = ok(make(clone, env, "secret_set", NAME="db", SET=f"password=@{tmp_path / 'pw2'}"))
+    assert "secrets/db.yml: stringData.password set" in out
+    assert "walkthrough-marker-2nd" not in (clone / "secrets" / "db.yml").read_text()
 
     # Hardening for the control plane: files for kubeadm, the etcd key kept encrypted.
     out = ok(make(clone, env, "encryption_key"))

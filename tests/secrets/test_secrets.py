@@ -317,7 +317,8 @@ def test_create_encrypts_from_a_pipe_and_round_trips(keyed, tmp_path):
     before = repo.read("secrets/db.yml")
     again = repo.run("create", "db", "--from-literal", "password=other")
     assert one_error_line(again) == ("error: secrets/db.yml: exists and is never overwritten; change it "
-                                     "with `render.py secrets edit db`")
+                                     "with `render.py secrets edit db` or set keys with "
+                                     "`make secret_set NAME=db SET=KEY=@FILE`")
     assert repo.read("secrets/db.yml") == before
 
 
@@ -792,7 +793,7 @@ def test_modules_import_only_the_standard_library():
     code = ("import sys; before = set(sys.modules); "
             "import k8s.secrets.files, k8s.secrets.listing, k8s.secrets.masking, k8s.secrets.new, "
             "k8s.secrets.objects, k8s.secrets.workspace, k8s.secrets.sops, k8s.secrets.keys, "
-            "k8s.commands.secrets, k8s.commands.secret_files, k8s.commands.secret_keys; "
+            "k8s.commands.secrets, k8s.commands.secret_files, k8s.commands.secret_keys, k8s.commands.secret_set; "
             "print('\\n'.join(sorted(set(sys.modules) - before)))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
