@@ -27,7 +27,8 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 .PHONY: help test controlplane sandbox sandbox_down render validate vars components bench clean install diff check kubeconfig \
 	untaint_master admission_config sops_gen_gpg sops_gen_age secrets secret_set data_sync_keys FORCE \
 	persistent persistent_dirs node_labels encryption_key encryption_config \
-	encryption_install encryption_rotate audit_policy audit_install vendor $(COMPONENTS)
+	encryption_install encryption_rotate audit_policy audit_install kubelet_serving_certs approve_kubelet_certs \
+	vendor $(COMPONENTS)
 
 help: ## list every target with its description
 	@sed -n 's/^\([$$()A-Za-z0-9_./%-]*\):.*## \(.*\)/  \1\t\2/p' Makefile | sed 's/$$(COMPONENTS)/<component>/; s/%/NAME/' | expand -t 24
@@ -67,7 +68,7 @@ diff: .venv/.installed ## show what applying every component would change (exit 
 $(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it (asks first; YES=1 does not)
 	$(RENDER) $(ACTION) $@ $(if $(and $(filter delete,$(ACTION)),$(YES)),--yes)
 
-check: .venv/.installed ## warn when NetworkPolicies exist or are about to be applied but nothing enforces them
+check: .venv/.installed ## preflight: podSubnet vs POD_CIDR, versions, kubelet TLS, retired components, NetworkPolicy enforcement
 	$(RENDER) check
 
 sops_gen_gpg: .venv/.installed ## create (or reuse) the GPG key for secrets/, without prompts
@@ -107,7 +108,7 @@ node_labels: .venv/.installed ## apply the node labels of volumes/nodes.yaml (la
 encryption_key: .venv/.installed ## create (or reuse) the etcd encryption key in secrets/etcd-encryption.yml (sops)
 	$(RENDER) encryption key
 
-encryption_config: .venv/.installed ## write the kubeadm encryption-at-rest fragment into build/, show the config (keys masked)
+encryption_config: .venv/.installed ## write build/kubeadm/ (the kubeadm patch, encryption at rest among it), show the config (keys masked)
 	$(RENDER) encryption-config --out $(BUILD)
 
 encryption_install: .venv/.installed ## NODE=host: copy the EncryptionConfiguration to a control-plane node (root, 0600)
@@ -116,11 +117,17 @@ encryption_install: .venv/.installed ## NODE=host: copy the EncryptionConfigurat
 encryption_rotate: .venv/.installed ## STEP=add|promote|rewrite|drop: one step of the etcd key rotation
 	$(RENDER) encryption rotate $(STEP)
 
-audit_policy: .venv/.installed ## write the API audit policy and its kubeadm fragment into build/
+audit_policy: .venv/.installed ## write build/kubeadm/ (the API audit policy and the kubeadm patch)
 	$(RENDER) audit-policy --out $(BUILD)
 
 audit_install: .venv/.installed ## NODE=host: copy the audit policy to a control-plane node (root, 0600)
 	$(RENDER) audit install $(NODE)
+
+kubelet_serving_certs: .venv/.installed ## serverTLSBootstrap on every node of K8S_NODES (ssh, kubelet restarted), then approve their serving CSRs
+	$(RENDER) kubelet-certs enable
+
+approve_kubelet_certs: .venv/.installed ## approve pending kubelet serving CSRs that name only the requesting node's own names and addresses
+	$(RENDER) kubelet-certs approve
 
 kubeconfig: .venv/.installed ## write $KUBECONFIG_OUT with the sudo and user@$CLUSTER contexts
 	$(RENDER) kubeconfig
@@ -128,7 +135,7 @@ kubeconfig: .venv/.installed ## write $KUBECONFIG_OUT with the sudo and user@$CL
 untaint_master: .venv/.installed ## NODE=host: let workloads run on a control-plane node (single-node clusters)
 	$(RENDER) untaint $(NODE)
 
-admission_config: .venv/.installed ## write the kubeadm Pod Security Admission defaults into build/
+admission_config: .venv/.installed ## write build/kubeadm/ (the Pod Security Admission defaults and the kubeadm patch)
 	$(RENDER) admission-config --out $(BUILD)
 
 vars: .venv/.installed ## show every variable, its value and where it came from

@@ -51,11 +51,13 @@ def render_and_validate(args, check=True, variable_values=None, version=None, on
     The version is the server's when a cluster is at hand, else --kube-version or
     $KUBE_VERSION.
     """
+    from .cluster.preflight import resolve_metrics_tls
     from .core import render, validate, vendor
     from .errors import raise_all
 
     if variable_values is None:
         variable_values = values(load_variables(args))
+    resolve_metrics_tls(variable_values)  # offline `auto`; connected_run has resolved it already
     version = version or kube_version(args, variable_values)
     variable_values["KUBE_VERSION"] = version  # templates see the version they render for
     selected, skipped = select_components(args, variable_values, version)
@@ -110,15 +112,19 @@ def skip_reason(component, version):
     return f"skipped (needs Kubernetes {bounds})"
 
 
-def connected_run(args, work, only_install=False, with_secrets=True):
+def connected_run(args, work, only_install=False, with_secrets=True, preflight=None):
     """Connect, learn the server version, render + validate for it, then
     `work(clusters, selected, objects, left_out)`; left_out is [(component, why)] of
     what `install` leaves out (version range, never vendored).
 
     with_secrets: add each selected component's own Secret from secrets/, decrypted in
     memory (secrets.bundled); `delete` has no use for them.
+    preflight: "install" or "apply" runs that command's checks (k8s.cluster.preflight)
+    after rendering: warnings go to stderr, an error stops the run before `work`.
+    METRICS_SERVER_INSECURE_TLS=auto is resolved from the cluster before rendering.
     Nothing is written to the cluster unless every component rendered and validated.
     """
+    from .cluster import preflight as checks
     from .core import components, order
     from .secrets.bundled import bundled_secrets
 
@@ -128,8 +134,15 @@ def connected_run(args, work, only_install=False, with_secrets=True):
     try:
         first = (args.components or [c.name for c in order.component_order(found)] or [None])[0]
         version = args.kube_version or clusters(first).version()
+        facts = checks.Facts(clusters(first))
+        checks.resolve_metrics_tls(variable_values, facts,
+                                   needed="metrics-server" in (args.components or [c.name for c in found]))
         selected, skipped, objects, report, version = render_and_validate(
             args, variable_values=variable_values, version=version, only_install=only_install)
+        if preflight:
+            named = set(args.components or [])
+            checks.enforce(checks.run(facts, variable_values, checks.Selection(
+                selected, skipped, named, version, install=only_install), objects, preflight))
         if with_secrets:
             objects = objects + bundled_secrets(args, selected, version)
         left_out = []

@@ -5,4 +5,4 @@ k8s/cli.py imports this package: commands call the steps and areas below.
 """
 
 FAMILIES = ("render", "cluster", "access", "secrets", "volumes", "node_labels", "netpol", "encryption",
-            "audit", "vendor")
+            "audit", "kubelet_certs", "vendor")

@@ -1,29 +1,25 @@
-"""`audit-policy` (write the policy and its kubeadm fragment) and `audit install` (copy it to nodes)."""
+"""`audit-policy` (write build/kubeadm/: the policy and the kubeadm patch) and `audit install` (copy it to nodes)."""
 
+import os
 import sys
 
 from .. import steps
-from ..errors import UserError
 from ..nodes import audit
 from .options import target_nodes
 
 
 def cmd_policy(args):
-    from ..core import emit
+    from ..nodes import kubeadm_patch
 
     v = steps.read_values(args)
     version = steps.kube_version(args, v)
-    text = audit.policy_text()
-    problems = audit.check(audit.policy())
-    if problems:  # a bug here, never the user's input
-        raise UserError(f"the generated audit policy is invalid: {'; '.join(problems)}")
-    frag = emit.to_yaml([audit.fragment(v, version)])
-    policy_path, fragment_path = steps.write_files(args.out, {audit.POLICY_FILE: text, audit.FRAGMENT_FILE: frag})
+    paths = kubeadm_patch.write(args.out, dict(v, KUBE_VERSION=version), version)
     value = audit.settings(v)
-    print(f"wrote {policy_path} and {fragment_path} (Kubernetes {version})")
+    folder = os.path.join(args.out, kubeadm_patch.FOLDER)
+    print(f"wrote {', '.join(paths)} (Kubernetes {version})")
     print(f"next: `NODE=<control-plane node> make audit_install` on each one (puts the policy at "
-          f"{value['AUDIT_POLICY_PATH']}), then merge {fragment_path} into kubeadm's "
-          "ClusterConfiguration; kube-apiserver restarts when its manifest changes")
+          f"{value['AUDIT_POLICY_PATH']}), then give kubeadm {folder}/{kubeadm_patch.PATCH_FILE} as "
+          f"{folder}/{kubeadm_patch.NOTES_FILE} says; kube-apiserver restarts when its manifest changes")
     return 0
 
 
@@ -49,8 +45,8 @@ def cmd_install(args):
 
 def register(commands):
     """Add `audit-policy` and `audit install` to render.py's sub-parsers action `commands`."""
-    p = commands.add_parser("audit-policy", help="write the API audit policy and its kubeadm fragment "
-                                                 "into build/")
+    p = commands.add_parser("audit-policy", help="write the API audit policy and the kubeadm patch "
+                                                 "into build/kubeadm/")
     p.add_argument("--out", metavar="DIR", default="build")
     p.set_defaults(run=cmd_policy)
 

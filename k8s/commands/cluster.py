@@ -94,7 +94,8 @@ def _apply(args, only_install=False):
             run.outcomes.extend(prune.prune(engine, objects, names, dry_run=bool(args.dry_run)).outcomes)
         return steps.finish(args, run)
 
-    return steps.connected_run(args, work, only_install=only_install)
+    return steps.connected_run(args, work, only_install=only_install,
+                               preflight="install" if only_install else "apply")
 
 
 def cmd_apply(args):

@@ -7,11 +7,11 @@ copying it to a node in `k8s.nodes.node_files`; the rewrite of every object in
 `render.py --help` stays fast; each command imports what it needs.
 """
 
+import os
 import sys
 
 from ..nodes.encryption import KeyFile
-from ..nodes.encryption_config import (DEFAULTS, FRAGMENT_FILE, MASK, RESTART_HINT, config_path, config_text,
-                                       fragment, resources)
+from ..nodes.encryption_config import DEFAULTS, MASK, RESTART_HINT, config_path, config_text, resources
 from ..nodes.encryption_keys import (KEY_BYTES, KEY_FILE, Key, add, check_provider, describe_keys, drop,
                                      generate, name_order, promote)
 from ..nodes.node_files import copy_to_node
@@ -62,14 +62,16 @@ def cmd_key(args):
     labels, _ = keyfile.labels()
     out(f"created {keyfile.path}: key {labels[0][0]}:{labels[0][1]} ({KEY_BYTES} random bytes), "
         "sops-encrypted")
-    out("commit it; next: `make encryption_config`, merge build/" + FRAGMENT_FILE + " into kubeadm's "
-        "ClusterConfiguration, `NODE=<control-plane node> make encryption_install` on each one, "
+    out("commit it; next: `NODE=<control-plane node> make encryption_install` on each one, give kubeadm "
+        "build/kubeadm/cluster-configuration.yaml (`make encryption_config` or `make render`; its NOTES.txt "
+        "says how), "
         "restart kube-apiserver, then `render.py encryption rotate rewrite` encrypts what is stored")
     return 0
 
 
 def cmd_config(args):
     from ..core import emit
+    from ..nodes import kubeadm_patch
 
     ws = _workspace(args)
     keyfile = KeyFile(ws)
@@ -85,12 +87,16 @@ def cmd_config(args):
     labels, _ = keyfile.labels()
     keys = [Key(p, n, MASK) for p, n in labels]
     version = steps.kube_version(args, v)
-    frag = emit.to_yaml([fragment(path, version)])
-    target, = steps.write_files(args.out, {FRAGMENT_FILE: frag})
+    v["KUBE_VERSION"] = version
+    patch = emit.to_yaml([kubeadm_patch.patch(v, version)])
+    paths = kubeadm_patch.write(args.out, v, version)
+    folder = os.path.join(args.out, kubeadm_patch.FOLDER)
     sys.stdout.write(config_text(keys, names, path,
                                  note="keys masked: `make encryption_install` copies the real file"))
-    sys.stdout.write(f"# kubeadm ClusterConfiguration fragment for Kubernetes {version}, "
-                     f"written to {target}\n" + frag)
+    sys.stdout.write(f"# wrote {', '.join(paths)}: the EncryptionConfiguration never goes there\n"
+                     f"# {folder}/{kubeadm_patch.PATCH_FILE}, for Kubernetes {version} (encryption at rest, "
+                     f"audit, Pod Security admission; {kubeadm_patch.NOTES_FILE} says how kubeadm takes it):\n"
+                     + patch)
     return 0
 
 
@@ -243,8 +249,8 @@ def register(commands):
         p.add_argument("--dir", dest="secrets_dir", default="secrets", metavar="DIR",
                        help="folder of the sops-encrypted files and .sops.yaml (default: %(default)s)")
 
-    p = commands.add_parser("encryption-config", help="write the kubeadm fragment for encryption at rest "
-                                                      "into build/ and show the config, keys masked")
+    p = commands.add_parser("encryption-config", help="write the kubeadm patch (encryption at rest among "
+                                                      "it) into build/kubeadm/ and show the config, keys masked")
     p.add_argument("--out", metavar="DIR", default="build")
     p.add_argument("--show-key", action="store_true",
                    help="print the real EncryptionConfiguration, keys in clear, and nothing else")

@@ -1,4 +1,4 @@
-"""`check`: warn when NetworkPolicies exist or are about to be applied while no agent enforces them."""
+"""`check`: the preflight (k8s.cluster.preflight) against the cluster, one line per check."""
 
 import json
 import sys
@@ -9,33 +9,43 @@ from .options import cluster_options
 
 def register(commands):
     """Add `check` to render.py's subcommands."""
-    p = commands.add_parser("check", help="warn when NetworkPolicies exist or are about to be "
-                                          "applied while no agent enforces them")
-    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
+    p = commands.add_parser("check", help="preflight: POD_CIDR against the cluster's podSubnet, component "
+                                          "version ranges, metrics-server's kubelet TLS, retired components, "
+                                          "NetworkPolicy enforcement")
+    p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: what `install` would apply")
     cluster_options(p, applying=False)
     p.set_defaults(run=cmd_check)
     return p
 
 
 def cmd_check(args):
-    """Render the components for the cluster's version and report on policy enforcement.
+    """Render the components for the cluster's version and run every preflight check.
 
-    The warning goes to stderr as `warning: …`; the all-clear note to stdout. Exit 0 either
-    way (a warning is not a failure); render and validation errors exit 1 as elsewhere.
+    Notes go to stdout, `warning: …` lines to stderr, errors to stderr as `error: …` with
+    exit 1 (a warning is not a failure). `-o json` prints {"findings": [{check, level,
+    text}], "warning", "note"} (the last two: the NetworkPolicy line, as before) and exits
+    1 on an error. Render and validation errors exit 1 as elsewhere.
     """
+    from ..cluster import preflight
     from ..cluster.connection import Cluster
-    from ..cluster.netpol import enforcement
 
     v = steps.read_values(args)
     context = args.context or v.get("ADMIN_CTX") or None
+    named = set(args.components or [])
     with Cluster(args.kubeconfig, context, pool_size=getattr(args, "parallel", 4)) as cluster:
         version = args.kube_version or cluster.version()
-        _, _, objects, _, _ = steps.render_and_validate(args, variable_values=v, version=version)
-        warning, note = enforcement(cluster, objects)
+        facts = preflight.Facts(cluster)
+        preflight.resolve_metrics_tls(v, facts, needed=not named or "metrics-server" in named)
+        selected, skipped, objects, _, version = steps.render_and_validate(
+            args, variable_values=v, version=version, only_install=not named)
+        findings = preflight.run(facts, v, preflight.Selection(selected, skipped, named, version,
+                                                               install=not named), objects, "check")
     if getattr(args, "output", "text") == "json":
-        print(json.dumps({"warning": warning, "note": note}))
-    elif warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    else:
-        print(note)
+        policies = [f for f in findings if f.check == "network-policies"]
+        print(json.dumps({
+            "findings": [{"check": f.check, "level": f.level, "text": f.text} for f in findings],
+            "warning": next((f.text for f in policies if f.level == "warning"), None),
+            "note": next((f.text for f in policies if f.level == "note"), None)}))
+        return 1 if any(f.level == "error" for f in findings) else 0
+    preflight.enforce(findings, notes=sys.stdout)
     return 0

@@ -3,6 +3,7 @@
 They render and validate without a cluster, for `--kube-version` or `$KUBE_VERSION`.
 """
 
+import os
 import sys
 
 from .. import steps
@@ -23,8 +24,8 @@ def register(commands):
     p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
     p.set_defaults(run=cmd_validate)
 
-    p = commands.add_parser("admission-config", help="write the kubeadm Pod Security Admission "
-                                                     "configuration into build/")
+    p = commands.add_parser("admission-config", help="write the Pod Security Admission configuration "
+                                                     "and the kubeadm patch into build/kubeadm/")
     p.add_argument("--out", metavar="DIR", default="build")
     p.set_defaults(run=cmd_admission_config)
 
@@ -52,7 +53,10 @@ def summary(selected, skipped, objects, report, version, written=None):
 
 
 def cmd_template(args):
-    from ..core import emit
+    """Print the rendered components, or write them into --out DIR (k8s.core.build_dir): all of
+    them make DIR exactly this render, kubeadm/ included; named ones are added, nothing removed."""
+    from ..core import build_dir, emit
+    from ..nodes import kubeadm_patch
     from ..secrets.masking import mask
 
     selected, skipped, objects, report, version = steps.render_and_validate(args, check=args.validate)
@@ -66,8 +70,22 @@ def cmd_template(args):
         return 0
     texts = {f"{c.name}.{args.output}": dump([shown[id(o)] for o in objects if o.component == c.name])
              for c in selected}
-    written = dict(zip([c.name for c in selected], steps.write_files(args.out, texts)))
+    every = not args.components  # only a render of every component is the whole of DIR
+    kubeadm = {}
+    if every:
+        v = steps.read_values(args)
+        kubeadm = kubeadm_patch.files(dict(v, KUBE_VERSION=version), version, args.out)
+    paths, removed = build_dir.write(args.out, {**texts, **kubeadm}, prune=every,
+                                     known=build_dir.component_names(args.manifests) | set(kubeadm))
+    written = dict(zip([c.name for c in selected], paths))
     print(summary(selected, skipped, objects, report, version, written))
+    if kubeadm:  # stdout is the components' summary; these are notes
+        print(f"note: kubeadm: {os.path.join(args.out, kubeadm_patch.FOLDER)}/ "
+              f"({', '.join(sorted(p.rpartition('/')[2] for p in kubeadm))}); "
+              f"read its {kubeadm_patch.NOTES_FILE}", file=sys.stderr)
+    if removed:
+        print(f"note: removed what an earlier render wrote and this one did not: {', '.join(removed)}",
+              file=sys.stderr)
     return 0
 
 
@@ -97,16 +115,16 @@ def cmd_components(args):
 
 
 def cmd_admission_config(args):
-    from ..core import emit, podsecurity
+    from ..core import podsecurity
+    from ..nodes import kubeadm_patch
 
     v = steps.read_values(args)
-    v["KUBE_VERSION"] = steps.kube_version(args, v)
-    api_version, api_server = podsecurity.kubeadm_api_server(kube_version=v["KUBE_VERSION"])
-    config, fragment = steps.write_files(args.out, {
-        "admission-config.yaml": emit.to_yaml([podsecurity.admission_configuration(v)]),
-        "kubeadm-admission.yaml": emit.to_yaml([{"apiVersion": api_version, "kind": "ClusterConfiguration",
-                                                 "apiServer": api_server}])})
-    print(f"wrote {config} and {fragment}")
-    print(f"copy {config} to {podsecurity.DEFAULT_PATH} on every control-plane node and merge "
-          f"{fragment} into kubeadm's ClusterConfiguration")
+    version = steps.kube_version(args, v)
+    podsecurity.admission_configuration(dict(v, KUBE_VERSION=version))  # before 1.23: an error, not a skip
+    paths = kubeadm_patch.write(args.out, dict(v, KUBE_VERSION=version), version)
+    folder = os.path.join(args.out, kubeadm_patch.FOLDER)
+    print(f"wrote {', '.join(paths)} (Kubernetes {version})")
+    print(f"copy {folder}/{kubeadm_patch.ADMISSION_FILE} to {podsecurity.DEFAULT_PATH} on every control-plane "
+          f"node, then give kubeadm {folder}/{kubeadm_patch.PATCH_FILE}: {folder}/{kubeadm_patch.NOTES_FILE} "
+          "says how")
     return 0

@@ -25,7 +25,15 @@ reference (github.com/distribution/reference, `ParseNormalizedNamed`):
       docker.io/library/busybox     -> registry.local:5000/library/busybox
 
 * Tags and digests are kept exactly (`name:tag@sha256:...` too); an image
-  already under the mirror is left alone, so rewriting twice changes nothing.
+  already under the mirror is left alone, so rewriting twice changes nothing:
+
+      registry.k8s.io/ingress-nginx/controller:v1.15.1@sha256:<digest>
+                            -> registry.local:5000/ingress-nginx/controller:v1.15.1@sha256:<digest>
+
+  A pinned image (IMAGE_DIGESTS=true) is pulled by its digest, so the mirror
+  must hold the very manifest upstream published: copy the image with all its
+  platforms (`crane copy`, `skopeo copy --all`), not pull/tag/push, which
+  writes a new one.
 
 The mirror may carry a path (`registry.local:5000/upstream`), which then
 prefixes every path. It must name a registry the same way (a `.` or `:` in

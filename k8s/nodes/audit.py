@@ -1,6 +1,7 @@
 """API audit logging: the audit Policy for kube-apiserver, its kubeadm fragment, the copy to the nodes.
 
-    render.py audit-policy [--out DIR]     DIR/audit-policy.yaml and DIR/kubeadm-audit.yaml
+    render.py audit-policy [--out DIR]     DIR/kubeadm/: the policy and the merged kubeadm patch
+                                           (k8s.nodes.kubeadm_patch, which takes `fragment`)
     render.py audit install NODE…          copy the policy to control-plane nodes (root, 0600)
 
 The policy (audit.k8s.io/v1, kubernetes.io "Auditing"; the first matching rule
@@ -51,8 +52,6 @@ DEFAULTS = {
     "AUDIT_LOG_MAXBACKUP": "10",
     "AUDIT_LOG_MAXSIZE": "100",
 }
-POLICY_FILE = "audit-policy.yaml"
-FRAGMENT_FILE = "kubeadm-audit.yaml"
 # Resources whose bodies hold credentials: logged at Metadata, never with bodies.
 SENSITIVE = [
     {"group": "", "resources": ["secrets", "configmaps", "serviceaccounts/token"]},

@@ -3,8 +3,8 @@
 The configuration holds the keys in clear: it is only ever built in memory
 and streamed to a node by k8s.nodes.node_files.copy_to_node, never written on
 this machine. `render.py encryption-config` shows it with the secrets masked
-(MASK; `--show-key` prints them) and writes only the kubeadm
-ClusterConfiguration fragment into build/.
+(MASK; `--show-key` prints them) and writes only build/kubeadm/, whose
+ClusterConfiguration patch (k8s.nodes.kubeadm_patch) takes `fragment`.
 
 Facts relied on (kubernetes.io, "Encrypting Confidential Data at Rest"): the
 first provider's first key encrypts, every listed key decrypts; `identity: {}`
@@ -33,11 +33,10 @@ DEFAULTS = {
     "ENCRYPTION_RESOURCES": "secrets",
     "ENCRYPTION_CONFIG_PATH": "/etc/kubernetes/encryption/config.yaml",
 }
-FRAGMENT_FILE = "kubeadm-encryption.yaml"
 _RESOURCE = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)?)?$")
 # after `encryption install`: the file is read only when kube-apiserver starts
 RESTART_HINT = ("restart kube-apiserver on every control-plane node so it reads the file: once the "
-                "kubeadm fragment is in its manifest, `sudo crictl stop $(sudo crictl ps -q --name "
+                "kubeadm patch is in its manifest, `sudo crictl stop $(sudo crictl ps -q --name "
                 "kube-apiserver)` (the kubelet starts it again)")
 
 

@@ -6,6 +6,10 @@ kubeadm runs them, on free loopback ports, plus simulated nodes (tests.controlpl
     plane.etcd_get("/registry/secrets/demo/db")   # the bytes etcd stores
     plane.stop()
 
+Once kube-apiserver is up, kube-system holds the ConfigMaps kubeadm init uploads:
+kubeadm-config (podSubnet POD_CIDR, as with --pod-network-cidr) and kubelet-config (no
+serverTLSBootstrap); the controller-manager allocates node pod CIDRs from POD_CIDR.
+
 WORKDIR/endpoints.json names the apiserver's and etcd's URLs for other processes.
 Every process logs to WORKDIR/<name>.log; a start that fails names that log's last line.
 
@@ -24,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import yaml
@@ -103,6 +108,40 @@ def etcd_get(etcd_url, key):
     return base64.b64decode(kvs[0]["value"]) if kvs else None
 
 
+def kubeadm_config_maps(kubernetes_version, pod_subnet=POD_CIDR):
+    """The two ConfigMaps `kubeadm init` uploads to kube-system, with kubeadm's data keys:
+    kubeadm-config (key ClusterConfiguration, kubeadm.k8s.io/v1beta4) and kubelet-config (key
+    kubelet: the KubeletConfiguration every node's kubelet starts from; stock kubeadm sets no
+    serverTLSBootstrap, so kubelets serve self-signed certificates). pod_subnet: what
+    --pod-network-cidr gave; empty as after an init without it."""
+    networking = {"dnsDomain": "cluster.local", "serviceSubnet": SERVICE_CIDR}
+    if pod_subnet:
+        networking["podSubnet"] = pod_subnet
+    cluster = {
+        "apiServer": {}, "apiVersion": "kubeadm.k8s.io/v1beta4",
+        "caCertificateValidityPeriod": "87600h0m0s", "certificateValidityPeriod": "8760h0m0s",
+        "certificatesDir": "/etc/kubernetes/pki", "clusterName": CLUSTER, "controllerManager": {},
+        "dns": {}, "encryptionAlgorithm": "RSA-2048", "etcd": {"local": {"dataDir": "/var/lib/etcd"}},
+        "imageRepository": "registry.k8s.io", "kind": "ClusterConfiguration",
+        "kubernetesVersion": kubernetes_version, "networking": networking, "proxy": {}, "scheduler": {}}
+    kubelet = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"cacheTTL": "0s", "enabled": True},
+                           "x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
+        "authorization": {"mode": "Webhook",
+                          "webhook": {"cacheAuthorizedTTL": "0s", "cacheUnauthorizedTTL": "0s"}},
+        "cgroupDriver": "systemd", "clusterDNS": ["10.96.0.10"], "clusterDomain": "cluster.local",
+        "containerRuntimeEndpoint": "", "healthzBindAddress": "127.0.0.1", "healthzPort": 10248,
+        "rotateCertificates": True, "staticPodPath": "/etc/kubernetes/manifests"}
+
+    def config_map(name, key, data):
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "kube-system"},
+                "data": {key: yaml.safe_dump(data, sort_keys=True)}}
+
+    return [config_map("kubeadm-config", "ClusterConfiguration", cluster),
+            config_map("kubelet-config", "kubelet", kubelet)]
+
+
 class ControlPlane:
     """A real control plane in `workdir`; see the module docstring.
 
@@ -111,11 +150,16 @@ class ControlPlane:
     nodes: names of the simulated nodes; control_plane_nodes: those of them with kubeadm's
         control-plane label and, when `taint_control_plane`, its NoSchedule taint.
     pod_delay: seconds a simulated node takes to start a scheduled pod.
+    serving_bootstrap: nodes whose kubelet runs with serverTLSBootstrap (a kubelet-serving CSR,
+        waiting for its approval); the others serve self-signed certificates, as kubeadm's do.
+    kubelet_dir: with it, each node has a config.yaml in kubelet_dir/NODE/ (`kubelet_config`),
+        written from kube-system/kubelet-config, which its kubelet reads at start and on SIGHUP
+        to the "nodes" process (`systemctl restart kubelet`), serverTLSBootstrap included.
     """
 
     def __init__(self, workdir, *, nodes=("kube1",), control_plane_nodes=(), taint_control_plane=False,
                  encryption_config=None, audit_policy=None, pod_delay=0.2, bin_dir=None, port=None,
-                 isolate=None, die_with_parent=True):
+                 isolate=None, die_with_parent=True, serving_bootstrap=(), kubelet_dir=None):
         self.workdir = os.path.abspath(workdir)
         self.nodes = list(nodes)
         self.control_plane_nodes = list(control_plane_nodes)
@@ -123,6 +167,8 @@ class ControlPlane:
         self.encryption_config = encryption_config
         self.audit_policy = audit_policy
         self.pod_delay = pod_delay
+        self.serving_bootstrap = list(serving_bootstrap)
+        self.kubelet_dir = kubelet_dir and os.path.abspath(kubelet_dir)
         self.bin_dir = bin_dir
         self.port = port or free_port()
         self.url = f"https://127.0.0.1:{self.port}"
@@ -143,6 +189,7 @@ class ControlPlane:
         try:
             self._start_etcd(bins)
             self._start_apiserver(bins)
+            self._write_kubeadm_config_maps()
             self._start_controllers(bins)
             self._start_nodes()
             with open(os.path.join(self.workdir, "endpoints.json"), "w") as f:
@@ -257,6 +304,23 @@ class ControlPlane:
         self._spawn("kube-apiserver", argv)
         self._wait("kube-apiserver", lambda: self.get("/readyz") == "ok")
 
+    def _write_kubeadm_config_maps(self):
+        """kube-system/kubeadm-config and kube-system/kubelet-config, as `kubeadm init
+        --pod-network-cidr=POD_CIDR` uploads them (kubeadm_config_maps); kept if they exist."""
+        deadline = time.monotonic() + START_TIMEOUT
+        version = self.get("/version")["gitVersion"]
+        for config_map in kubeadm_config_maps(version):
+            while True:  # kube-system appears shortly after /readyz says ok
+                try:
+                    self.post("/api/v1/namespaces/kube-system/configmaps", config_map)
+                    break
+                except urllib.error.HTTPError as err:
+                    if err.code == 409:
+                        break
+                    if err.code != 404 or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.2)
+
     def _start_controllers(self, bins):
         p = lambda name: os.path.join(self.pki, name)  # noqa: E731
         kcm = os.path.join(self.workdir, "controller-manager.conf")
@@ -300,9 +364,19 @@ class ControlPlane:
         if self.taint_control_plane:
             argv.append("--taint-control-plane")
         if self.isolate:
-            argv += ["--netns", self._namespace, "--pki", self.pki]
+            argv += ["--netns", self._namespace]
+        if self.isolate or self.serving_bootstrap or self.kubelet_dir:
+            argv += ["--pki", self.pki]
+        for node in self.serving_bootstrap:
+            argv += ["--server-tls-bootstrap", node]
+        for node in self.nodes if self.kubelet_dir else ():
+            argv += ["--kubelet-config", f"{node}={self.kubelet_config(node)}"]
         self._spawn("nodes", argv, env=self._python_env())
         self._wait("nodes", lambda: os.path.exists(os.path.join(self.workdir, "nodes.ready")), timeout=60)
+
+    def kubelet_config(self, node):
+        """The config.yaml of `node`'s kubelet (with kubelet_dir)."""
+        return os.path.join(self.kubelet_dir, node, "config.yaml")
 
     def _write_kubeconfigs(self):
         def read(name):
@@ -336,6 +410,13 @@ class ControlPlane:
                 return None
             raise
         return json.loads(body) if body.startswith("{") else body
+
+    def post(self, path, body):
+        """An admin POST of the JSON `body`; the decoded reply (HTTPError when refused)."""
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=self._ssl(), timeout=10) as reply:
+            return json.loads(reply.read())
 
     def etcd_get(self, key):
         return etcd_get(self.etcd_url, key)

@@ -8,6 +8,10 @@ rest of an install depends on, so the node agent does it in their place:
   restart until then), and its failurePolicy.
 - metrics-server and the ingress-nginx controller serve, on their pod's IP, the
   aggregated API and the admission webhook their Service fronts (`serves`).
+- metrics-server verifies the kubelets' serving certificates unless it runs with
+  --kubelet-insecure-tls: its /readyz fails, and the pod stays not Ready, while a
+  node serves kubeadm's self-signed certificate or has none yet
+  (`kubelet_tls_problem`).
 """
 
 import base64
@@ -25,6 +29,32 @@ SERVING_IMAGES = {
     "/metrics-server/metrics-server:": ("metrics-server", None),
     "/ingress-nginx/controller:": ("ingress-nginx-controller-admission", "webhook"),
 }
+
+
+METRICS_SERVER_IMAGE = "/metrics-server/metrics-server:"
+INSECURE_TLS = "--kubelet-insecure-tls"
+
+
+def kubelet_tls_problem(pod, serving):
+    """Why a metrics-server pod's scrapes fail TLS verification (its x509 error), or None.
+
+    Parameters:
+        pod: the V1Pod.
+        serving: {node: "self-signed" | "waiting for …" | "signed"} of every node (nodes.Nodes.serving).
+    """
+    for container in pod.spec.containers:
+        if METRICS_SERVER_IMAGE not in container.image:
+            continue
+        args = [*(container.command or ()), *(container.args or ())]
+        if any(a == INSECURE_TLS or a == f"{INSECURE_TLS}=true" for a in args):
+            return None
+        for node, state in sorted(serving.items()):
+            if state == "self-signed":
+                return (f"failed to scrape node {node}: x509: certificate signed by unknown authority "
+                        f"(kubelet's self-signed serving certificate)")
+            if state != "signed":
+                return f"failed to scrape node {node}: remote error: tls: internal error (kubelet {state})"
+    return None
 
 
 def serves(pod):

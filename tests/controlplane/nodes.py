@@ -1,7 +1,8 @@
 """Simulated nodes for the test control plane: what kubelets would tell the apiserver.
 
     python -m tests.controlplane.nodes --kubeconfig admin.conf --node kube1 --node kube2 \\
-        [--control-plane kube1] [--taint-control-plane] [--pod-delay 0.2] [--ready-file PATH]
+        [--control-plane kube1] [--taint-control-plane] [--pod-delay 0.2] [--ready-file PATH] \\
+        [--server-tls-bootstrap kube2] [--kubelet-config kube2=PATH] [--pki DIR]
 
 Registers each node Ready with capacity and kubeadm's labels, renews its Lease (so the
 node lifecycle controller keeps it Ready), and plays its kubelet for pods: a pod
@@ -22,9 +23,27 @@ a pod template play what the pod's containers would do:
 - `controlplane.test/creates-secret: NAME`: a Job's pod creates the Secret NAME
   (key `ca`) in its namespace before it completes, as a certificate-generating Job does.
 A few shipped images' work is played by their image instead (images.py).
+
+Kubelet serving certificates, as kubeadm's kubelets have them: a node serves a
+self-signed certificate (stock kubeadm), unless it is named with
+--server-tls-bootstrap, or its --kubelet-config file (its /var/lib/kubelet/config.yaml,
+written from kube-system/kubelet-config when missing, as `kubeadm join` does) says
+`serverTLSBootstrap: true` when its kubelet starts: at the agent's start, and on
+SIGHUP, which plays `systemctl restart kubelet` (every node's file is read again;
+one that no longer says it serves self-signed again). Such a node,
+authenticated as its kubelet is (a client certificate CN=system:node:NAME,
+O=system:nodes from the --pki CA, what kubeadm join's TLS bootstrap leaves it),
+sends a CertificateSigningRequest for signer kubernetes.io/kubelet-serving with
+its name and InternalIP as SANs and waits for the certificate, which the
+controller-manager signs once someone approves the CSR; a denied or failed one is
+followed by a new CSR a few seconds later. A metrics-server pod verifies kubelets
+unless it runs with --kubelet-insecure-tls: until every node serves a certificate
+the cluster CA signed for its address, it runs but stays not Ready and serves
+nothing (images.kubelet_tls_problem), as the real one does with x509 errors.
 """
 
 import argparse
+import base64
 import datetime
 import signal
 import subprocess
@@ -49,6 +68,10 @@ DELAY_ANNOTATION = "controlplane.test/delay"
 FAIL_ANNOTATION = "controlplane.test/fail"
 CREATES_SECRET_ANNOTATION = "controlplane.test/creates-secret"
 MOUNT_RETRY = 0.5  # how often a pod held by a missing Secret or ConfigMap looks again
+READY_RETRY = 0.5  # how often a running pod that is not ready (images.kubelet_tls_problem) looks again
+SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+CSR_POLL = 0.5  # how often a bootstrapping kubelet looks at its CSR
+CSR_RETRY = 5  # seconds before a kubelet whose CSR was denied (or failed) sends a new one
 CAPACITY = {"cpu": "8", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
 
@@ -66,7 +89,8 @@ def node_ip(index):
 
 
 class Nodes:
-    def __init__(self, api, names, control_plane=(), taint=False, pod_delay=0.2, netns=None, pki=None):
+    def __init__(self, api, names, control_plane=(), taint=False, pod_delay=0.2, netns=None, pki=None,
+                 bootstrap=(), kubelet_configs=None):
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
         self.names = list(names)
@@ -79,6 +103,12 @@ class Nodes:
         self.lock = threading.Lock()
         self.netns, self.pki = netns, pki
         self.backends = {}  # pod uid -> (process, pod IP)
+        # node -> its serving certificate: "self-signed", "waiting for CSR <name>", "signed"
+        self.serving = {name: "waiting for its first CSR" if name in bootstrap else "self-signed"
+                        for name in self.names}
+        self.bootstrap = list(bootstrap)
+        self.kubelet_configs = dict(kubelet_configs or {})  # node -> its config.yaml
+        self.bootstrapping = set()  # nodes whose kubelet is after a serving certificate
 
     # -- nodes ----------------------------------------------------------------------------------
 
@@ -203,11 +233,7 @@ class Nodes:
                 "phase": "Pending", "containerStatuses": waiting,
                 "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp()}]}})
             # what `kubectl describe` shows: kubelet's FailedMount event
-            self.core.create_namespaced_event(meta.namespace, {
-                "metadata": {"generateName": f"{meta.name}."},
-                "involvedObject": {"kind": "Pod", "name": meta.name, "namespace": meta.namespace, "uid": meta.uid},
-                "reason": "FailedMount", "type": "Warning", "source": {"component": "kubelet"},
-                "message": f"MountVolume.SetUp failed: {missing}"})
+            self.pod_event(pod, "FailedMount", f"MountVolume.SetUp failed: {missing}")
         except ApiException as err:
             if err.status == 404:
                 return  # deleted meanwhile
@@ -232,13 +258,14 @@ class Nodes:
             if err.status not in (404, 409):
                 print(f"delete {pod.metadata.namespace}/{pod.metadata.name}: {err.status}", file=sys.stderr)
 
-    def start_pod(self, pod):
+    def start_pod(self, pod, ip=None):
+        """Play the pod's start; `ip`: the address it already has (when it turns ready later)."""
         meta, spec = pod.metadata, pod.spec
         annotations = meta.annotations or {}
         job = any(ref.kind == "Job" for ref in meta.owner_references or ())
         fail = annotations.get(FAIL_ANNOTATION)
         started = stamp()
-        ip = self.pod_ip(pod)
+        again, ip = ip is not None, ip or self.pod_ip(pod)
         if job and not fail:
             fail = images.run_job_image(self.core.api_client, self.authority(), pod)
         if job and fail:
@@ -253,9 +280,10 @@ class Nodes:
         else:
             state = {"running": {"startedAt": started}}
         live = not job and not fail
-        ready = "True" if live else "False"
+        unready = images.kubelet_tls_problem(pod, self.serving) if live else None
+        ready = "True" if live and not unready else "False"
         statuses = [{"name": c.name, "image": c.image, "imageID": "", "containerID": f"containerd://{meta.uid}-{c.name}",
-                     "ready": live, "started": live, "restartCount": 1 if fail and not job else 0, "state": state}
+                     "ready": ready == "True", "started": live, "restartCount": 1 if fail and not job else 0, "state": state}
                     for c in spec.containers]
         init = [{"name": c.name, "image": c.image, "imageID": "", "containerID": f"containerd://{meta.uid}-{c.name}",
                  "ready": True, "started": False, "restartCount": 0,
@@ -271,13 +299,39 @@ class Nodes:
                   "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
                   "containerStatuses": statuses, "initContainerStatuses": init}
         serves = (annotations[SERVE_ANNOTATION], None) if annotations.get(SERVE_ANNOTATION) else images.serves(pod)
-        if serves and live and self.netns and not spec.host_network:
+        if serves and ready == "True" and self.netns and not spec.host_network:
             self.start_backend(pod, ip, *serves)  # listening before the pod reads Ready
         try:
             self.core.patch_namespaced_pod_status(meta.name, meta.namespace, {"status": status})
+            if unready and not again:  # what `kubectl describe pod` shows: kubelet's probe failing
+                self.pod_event(pod, "Unhealthy", f"Readiness probe failed: HTTP probe failed with statuscode: 500 "
+                                                 f"({unready})")
         except ApiException as err:
             if err.status != 404:
                 print(f"status of {meta.namespace}/{meta.name}: {err.status} {err.body}", file=sys.stderr, flush=True)
+            return
+        if unready:
+            threading.Timer(READY_RETRY, self.recheck_ready, (meta.namespace, meta.name, meta.uid, ip)).start()
+
+    def recheck_ready(self, namespace, name, uid, ip):
+        """A running pod that was not ready: ready (and serving) once its problem is gone."""
+        try:
+            pod = self.core.read_namespaced_pod(name, namespace)
+        except ApiException:
+            return
+        if pod.metadata.uid != uid or pod.metadata.deletion_timestamp:
+            return
+        if images.kubelet_tls_problem(pod, self.serving):
+            threading.Timer(READY_RETRY, self.recheck_ready, (namespace, name, uid, ip)).start()
+        else:
+            self.start_pod(pod, ip)
+
+    def pod_event(self, pod, reason, message):
+        meta = pod.metadata
+        self.core.create_namespaced_event(meta.namespace, {
+            "metadata": {"generateName": f"{meta.name}."},
+            "involvedObject": {"kind": "Pod", "name": meta.name, "namespace": meta.namespace, "uid": meta.uid},
+            "reason": reason, "type": "Warning", "source": {"component": "kubelet"}, "message": message})
 
     def create_secret(self, namespace, name):
         try:
@@ -286,6 +340,127 @@ class Nodes:
         except ApiException as err:
             if err.status != 409:
                 print(f"secret {namespace}/{name}: {err.status}", file=sys.stderr, flush=True)
+
+    # -- kubelet serving certificates -----------------------------------------------------------
+
+    def start_kubelets(self, stop):
+        """What each kubelet does as it (re)starts: read its config.yaml, and with serverTLSBootstrap
+        ask for a serving certificate (one thread a node), without it serve self-signed."""
+        import yaml
+
+        wanted = set(self.bootstrap)
+        for name, path in self.kubelet_configs.items():
+            if not os.path.exists(path):
+                self.write_kubelet_config(path)
+            with open(path) as f:
+                config = yaml.safe_load(f) or {}
+            if config.get("serverTLSBootstrap") is True:
+                wanted.add(name)
+            elif name not in self.bootstrap:
+                self.serving[name] = "self-signed"
+        with self.lock:
+            for name in sorted(wanted - self.bootstrapping):
+                if self.serving[name] == "self-signed":
+                    self.serving[name] = "waiting for its first CSR"
+                self.bootstrapping.add(name)
+                threading.Thread(target=self.bootstrap_serving, args=(name, stop), daemon=True).start()
+
+    def write_kubelet_config(self, path):
+        """The node's config.yaml as `kubeadm join` writes it: kube-system/kubelet-config's `kubelet`."""
+        try:
+            text = self.core.read_namespaced_config_map("kubelet-config", "kube-system").data["kubelet"]
+        except (ApiException, KeyError, TypeError):
+            text = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def kubelet_client(self, name):
+        """An API client authenticated as node `name`'s kubelet (CN=system:node:NAME, O=system:nodes)."""
+        from .pki import write_private
+
+        cert, key = self.authority().issue(f"system:node:{name}", ["system:nodes"])
+        folder = os.path.join(self.pki, "kubelets")
+        os.makedirs(folder, exist_ok=True)
+        configuration = client.Configuration()
+        configuration.host = self.core.api_client.configuration.host
+        configuration.ssl_ca_cert = os.path.join(self.pki, "ca.crt")
+        configuration.cert_file = write_private(os.path.join(folder, f"{name}-client.crt"), cert)
+        configuration.key_file = write_private(os.path.join(folder, f"{name}-client.key"), key)
+        return client.ApiClient(configuration)
+
+    def serving_request(self, name):
+        """The PEM request kubelet sends: its own key, CN=system:node:NAME, O=system:nodes, its
+        hostname and InternalIP as SANs."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                             x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{name}")])
+        sans = x509.SubjectAlternativeName([x509.DNSName(name),
+                                            x509.IPAddress(ipaddress.ip_address(self.ips[name]))])
+        request = (x509.CertificateSigningRequestBuilder().subject_name(subject)
+                   .add_extension(sans, critical=False).sign(key, hashes.SHA256()))
+        return request.public_bytes(serialization.Encoding.PEM)
+
+    def bootstrap_serving(self, name, stop):
+        """Node `name`'s kubelet with serverTLSBootstrap: a CSR, then wait for its certificate."""
+        certificates = client.CertificatesV1Api(self.kubelet_client(name))
+        while not stop.is_set():
+            try:
+                csr = certificates.create_certificate_signing_request({
+                    "metadata": {"generateName": "csr-"},
+                    "spec": {"request": base64.b64encode(self.serving_request(name)).decode(),
+                             "signerName": SERVING_SIGNER, "usages": ["digital signature", "server auth"]}})
+            except Exception as err:  # the apiserver may be restarting: try again
+                print(f"{name}: kubelet-serving CSR: {err}", file=sys.stderr, flush=True)
+                stop.wait(CSR_RETRY)
+                continue
+            self.serving[name] = f"waiting for CSR {csr.metadata.name}"
+            outcome = self.await_certificate(certificates, name, csr.metadata.name, stop)
+            if outcome == "signed":
+                self.serving[name] = "signed"
+                with self.lock:
+                    self.bootstrapping.discard(name)
+                return
+            print(f"{name}: CSR {csr.metadata.name} {outcome}: a new one in {CSR_RETRY}s", file=sys.stderr, flush=True)
+            stop.wait(CSR_RETRY)
+
+    def await_certificate(self, certificates, name, csr_name, stop):
+        """"signed" once the CSR carries a certificate of the cluster CA for the node's address, else
+        what went wrong (denied, failed, a certificate not for it)."""
+        while not stop.wait(CSR_POLL):
+            try:
+                csr = certificates.read_certificate_signing_request(csr_name)
+            except ApiException as err:
+                if err.status == 404:
+                    return "was deleted"
+                continue
+            conditions = {c.type: c for c in (csr.status and csr.status.conditions) or ()}
+            for kind in ("Denied", "Failed"):
+                if kind in conditions:
+                    return f"{kind.lower()} ({conditions[kind].reason})"
+            if csr.status and csr.status.certificate:
+                problem = self.certificate_problem(name, base64.b64decode(csr.status.certificate))
+                return problem or "signed"
+        return "abandoned"
+
+    def certificate_problem(self, name, pem):
+        """Why a client verifying against the cluster CA would refuse this serving certificate, or None."""
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(pem)
+        try:
+            cert.verify_directly_issued_by(self.authority().cert)
+        except Exception:
+            return "got a certificate the cluster CA did not sign"
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        if ipaddress.ip_address(self.ips[name]) not in sans.get_values_for_type(x509.IPAddress):
+            return f"got a certificate without its address {self.ips[name]}"
+        return None
 
     # -- webhook backends -----------------------------------------------------------------------
 
@@ -369,16 +544,29 @@ def main(argv=None):
     parser.add_argument("--pod-delay", type=float, default=0.2)
     parser.add_argument("--ready-file")
     parser.add_argument("--netns", help="kube-apiserver's network namespace, where webhook backends listen")
-    parser.add_argument("--pki", help="the control plane's certificates (its CA signs the backends')")
+    parser.add_argument("--pki", help="the control plane's certificates (its CA signs the backends' and the "
+                                      "kubelets' client certificates)")
+    parser.add_argument("--server-tls-bootstrap", action="append", default=[], metavar="NODE",
+                        help="this node's kubelet runs with serverTLSBootstrap: true (needs --pki)")
+    parser.add_argument("--kubelet-config", action="append", default=[], metavar="NODE=PATH",
+                        help="this node's config.yaml, read as its kubelet starts and on SIGHUP (needs --pki)")
     args = parser.parse_args(argv)
+    configs = dict(item.split("=", 1) for item in args.kubelet_config)
+    if (args.server_tls_bootstrap or configs) and not args.pki:
+        parser.error("--server-tls-bootstrap and --kubelet-config need --pki (the CA that issues the kubelets' "
+                     "client certificates)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the backends stop with us
     api = config.new_client_from_config(config_file=args.kubeconfig)
     nodes = Nodes(api, args.node, args.control_plane, args.taint_control_plane, args.pod_delay,
-                  args.netns, args.pki)
+                  args.netns, args.pki, bootstrap=args.server_tls_bootstrap, kubelet_configs=configs)
     nodes.register()
     nodes.wait_schedulable()
     stop = threading.Event()
     threading.Thread(target=nodes.heartbeat, args=(stop,), daemon=True).start()
+    nodes.start_kubelets(stop)
+    # `systemctl restart kubelet`: the kubelets read their config.yaml again (not in the handler itself)
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=nodes.start_kubelets, args=(stop,),
+                                                             daemon=True).start())
     if args.ready_file:
         with open(args.ready_file, "w") as f:
             f.write(f"{os.getpid()}\n")

@@ -176,19 +176,22 @@ def test_audit_policy_writes_the_policy_and_the_fragment_from_the_variables(run,
     monkeypatch.setenv("AUDIT_LOG_PATH", "/var/log/apiserver/audit.log")
     result = run("audit-policy", "--out", "build")
     assert result.code == 0, result.err
-    assert result.out.startswith("wrote build/audit-policy.yaml and build/kubeadm-audit.yaml (Kubernetes 1.31)")
-    assert sorted(os.listdir(tmp_path / "build")) == ["audit-policy.yaml", "kubeadm-audit.yaml"]
-    written = yaml.safe_load((tmp_path / "build" / "audit-policy.yaml").read_text())
+    assert result.out.startswith("wrote build/kubeadm/cluster-configuration.yaml, build/kubeadm/audit-policy.yaml, "
+                                 "build/kubeadm/admission-config.yaml, build/kubeadm/NOTES.txt (Kubernetes 1.31)")
+    assert sorted(os.listdir(tmp_path / "build")) == [".written", "kubeadm"]
+    assert sorted(os.listdir(tmp_path / "build" / "kubeadm")) == [
+        "NOTES.txt", "admission-config.yaml", "audit-policy.yaml", "cluster-configuration.yaml"]
+    written = yaml.safe_load((tmp_path / "build" / "kubeadm" / "audit-policy.yaml").read_text())
     assert written["apiVersion"] == "audit.k8s.io/v1" and audit.check(written) == []
-    fragment = yaml.safe_load((tmp_path / "build" / "kubeadm-audit.yaml").read_text())
-    assert fragment["apiVersion"] == "kubeadm.k8s.io/v1beta4" and fragment["kind"] == "ClusterConfiguration"
-    assert fragment["apiServer"]["extraArgs"] == [
+    patch = yaml.safe_load((tmp_path / "build" / "kubeadm" / "cluster-configuration.yaml").read_text())
+    assert patch["apiVersion"] == "kubeadm.k8s.io/v1beta4" and patch["kind"] == "ClusterConfiguration"
+    assert [a for a in patch["apiServer"]["extraArgs"] if a["name"].startswith("audit-")] == [
         {"name": "audit-policy-file", "value": "/etc/kubernetes/audit/policy.yaml"},
         {"name": "audit-log-path", "value": "/var/log/apiserver/audit.log"},
         {"name": "audit-log-maxage", "value": "7"},
         {"name": "audit-log-maxbackup", "value": "3"},
         {"name": "audit-log-maxsize", "value": "50"}]
-    assert fragment["apiServer"]["extraVolumes"] == [
+    assert [v for v in patch["apiServer"]["extraVolumes"] if v["name"].startswith("audit-")] == [
         {"name": "audit-policy", "hostPath": "/etc/kubernetes/audit", "mountPath": "/etc/kubernetes/audit",
          "readOnly": True, "pathType": "DirectoryOrCreate"},
         {"name": "audit-log", "hostPath": "/var/log/apiserver", "mountPath": "/var/log/apiserver",
@@ -196,9 +199,9 @@ def test_audit_policy_writes_the_policy_and_the_fragment_from_the_variables(run,
 
     result = run("--kube-version", "1.30", "audit-policy", "--out", "build")
     assert result.code == 0, result.err
-    fragment = yaml.safe_load((tmp_path / "build" / "kubeadm-audit.yaml").read_text())
-    assert fragment["apiVersion"] == "kubeadm.k8s.io/v1beta3"
-    assert fragment["apiServer"]["extraArgs"] == {
+    patch = yaml.safe_load((tmp_path / "build" / "kubeadm" / "cluster-configuration.yaml").read_text())
+    assert patch["apiVersion"] == "kubeadm.k8s.io/v1beta3"
+    assert {k: v for k, v in patch["apiServer"]["extraArgs"].items() if k.startswith("audit-")} == {
         "audit-policy-file": "/etc/kubernetes/audit/policy.yaml", "audit-log-path": "/var/log/apiserver/audit.log",
         "audit-log-maxage": "7", "audit-log-maxbackup": "3", "audit-log-maxsize": "50"}
 

@@ -225,11 +225,17 @@ def test_encryption_config_masks_the_key_and_writes_only_the_fragment(repo):
     assert provider == {"keys": [{"name": key.name, "secret": "***"}]}
     assert config["resources"][0]["providers"][-1] == {"identity": {}}
     assert fragment["apiVersion"] == "kubeadm.k8s.io/v1beta3"
-    assert os.listdir(repo.path("build")) == ["kubeadm-encryption.yaml"]
-    assert yaml.safe_load(repo.read("build/kubeadm-encryption.yaml")) == fragment
+    assert fragment["apiServer"]["extraArgs"]["encryption-provider-config"] == "/etc/kubernetes/encryption/config.yaml"
+    assert "# wrote build/kubeadm/cluster-configuration.yaml, " in shown.out
+    assert sorted(os.listdir(repo.path("build"))) == [".written", "kubeadm"]
+    assert sorted(os.listdir(repo.path("build/kubeadm"))) == [
+        "NOTES.txt", "admission-config.yaml", "audit-policy.yaml", "cluster-configuration.yaml"]
+    assert yaml.safe_load(repo.read("build/kubeadm/cluster-configuration.yaml")) == fragment
+    assert key.secret not in "".join(repo.read(f"build/kubeadm/{n}") for n in os.listdir(repo.path("build/kubeadm")))
 
     repo.ok("encryption-config", "--out", "build")  # KUBE_VERSION 1.31 from Makefile.vars
-    assert yaml.safe_load(repo.read("build/kubeadm-encryption.yaml"))["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    assert yaml.safe_load(repo.read("build/kubeadm/cluster-configuration.yaml"))["apiVersion"] == \
+        "kubeadm.k8s.io/v1beta4"
 
     clear = repo.ok("encryption-config", "--show-key")
     assert yaml.safe_load(clear.out)["resources"][0]["providers"][0]["secretbox"]["keys"] == [
