@@ -6,7 +6,7 @@
 #   make render                render + validate every component into build/
 #   make install               apply every install component, in order, waiting for rollouts
 #   make <component>           apply one component (ACTION=delete make <component> removes it, YES=1 without asking)
-#   make diff                  what applying everything would change
+#   make diff                  what applying everything would change (C=NAME: one component)
 #   make help                  list every target
 #
 # Variables come from Makefile.vars (defaults, `export NAME ?= value`), the
@@ -24,6 +24,10 @@ ACTION  ?= apply
 COMPONENTS := $(notdir $(wildcard manifests/*))
 
 .DEFAULT_GOAL := help
+# `make diff NAME` would diff everything and then apply NAME (make runs every goal)
+ifneq ($(and $(filter diff,$(MAKECMDGOALS)),$(filter $(COMPONENTS),$(MAKECMDGOALS))),)
+$(error make diff takes one component as C=NAME: make diff C=$(firstword $(filter $(COMPONENTS),$(MAKECMDGOALS))))
+endif
 .PHONY: help test controlplane sandbox sandbox_down render validate vars components bench clean install diff check kubeconfig \
 	untaint_master admission_config sops_gen_gpg sops_gen_age secrets secret_set data_sync_keys FORCE \
 	persistent persistent_dirs node_labels encryption_key encryption_config \
@@ -62,8 +66,8 @@ vendor: .venv/.installed ## download the upstream manifests components import in
 install: .venv/.installed ## apply every install component in dependency order, waiting for rollouts
 	$(RENDER) install
 
-diff: .venv/.installed ## show what applying every component would change (exit 1 if anything)
-	$(RENDER) diff
+diff: .venv/.installed ## what applying would change: everything, or C=NAME one component (never applied)
+	$(RENDER) diff $(C)
 
 $(COMPONENTS): .venv/.installed ## apply one component; ACTION=delete removes it (asks first; YES=1 does not)
 	$(RENDER) $(ACTION) $@ $(if $(and $(filter delete,$(ACTION)),$(YES)),--yes)

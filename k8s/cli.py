@@ -14,26 +14,84 @@ DEFAULT_VARS = "Makefile.vars"
 DEFAULT_MANIFESTS = "manifests"
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="render.py",
-        description="Render, validate and apply the cluster's Kubernetes manifests.")
-    parser.add_argument("--vars", default=DEFAULT_VARS, metavar="FILE",
-                        help="variable defaults (default: %(default)s)")
-    parser.add_argument("--vars-file", metavar="FILE",
+# The make target that runs a command, for the hint when one of its arguments is missing.
+MAKE_TARGETS = {"untaint": "untaint_master", "encryption rotate": "encryption_rotate",
+                "encryption install": "encryption_install", "audit install": "audit_install",
+                "persistent-dirs": "persistent_dirs", "secrets set": "secret_set",
+                "secrets create": "secrets/NAME.yml"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: the problem, and the make form when an argument a
+    make variable gives is missing (`make untaint_master` without NODE)."""
+
+    def error(self, message):
+        command = self.prog.partition(" ")[2]
+        hint = ""
+        if "required" in message and command in MAKE_TARGETS:
+            names = [a.metavar for a in self._actions if a.required and a.metavar and a.metavar.isupper()]
+            if names:
+                hint = f" (through make: {' '.join(f'{n}=...' for n in names)} make {MAKE_TARGETS[command]})"
+        self.exit(2, f"error: {self.prog}: {message}{hint}\n")
+
+
+class _Version(argparse.Action):
+    """--version: the installed package's version, read only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("k8s-toolkit")
+        except PackageNotFoundError:
+            found = "unknown (not installed: make .venv)"
+        print(f"render.py (k8s-toolkit) {found}")
+        parser.exit(0)
+
+
+def _global_options(parser, later=False):
+    """The options every command takes. `later`: the copy a command's own parser gets, so they
+    also work after the command's name; it sets nothing unless given (argparse.SUPPRESS)."""
+    def default(value):
+        return argparse.SUPPRESS if later else value
+
+    parser.add_argument("--vars", default=default(DEFAULT_VARS), metavar="FILE",
+                        help=f"variable defaults (default: {DEFAULT_VARS})")
+    parser.add_argument("--vars-file", default=default(None), metavar="FILE",
                         help="per-cluster overlay on top of --vars (default: $VARS_FILE)")
-    parser.add_argument("--manifests", default=DEFAULT_MANIFESTS, metavar="DIR",
-                        help="folder with one folder per component (default: %(default)s)")
-    parser.add_argument("--kube-version", metavar="X.Y",
+    parser.add_argument("--manifests", default=default(DEFAULT_MANIFESTS), metavar="DIR",
+                        help=f"folder with one folder per component (default: {DEFAULT_MANIFESTS})")
+    parser.add_argument("--kube-version", default=default(None), metavar="X.Y",
                         help="target Kubernetes version when rendering offline (default: $KUBE_VERSION)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks")
+
+
+def _commands(parser):
+    """Every command parser under `parser`, nested ones (`secrets apply`) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield sub
+                yield from _commands(sub)
+
+
+def build_parser():
+    parser = Parser(prog="render.py",
+                    description="Render, validate and apply the cluster's Kubernetes manifests.")
+    parser.add_argument("--version", action=_Version, help="print the toolkit's version and exit")
+    _global_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
 
     from .commands import FAMILIES
 
     for family in FAMILIES:  # each imports only the standard library at first: --help stays fast
         importlib.import_module(f".commands.{family}", __package__).register(commands)
+    for command in _commands(parser):
+        _global_options(command, later=True)
     return parser
 
 
@@ -46,6 +104,10 @@ def main(argv=None):
 
         logging.getLogger().addHandler(logging.NullHandler())
 
+    if getattr(args, "retry_for", None):  # read by every connection the command opens
+        import os
+
+        os.environ["K8S_TOOLKIT_RETRY_FOR"] = str(args.retry_for)
     try:
         return args.run(args) or 0
     except UserError as err:

@@ -125,7 +125,8 @@ def connected_run(args, work, only_install=False, with_secrets=True, preflight=N
     Nothing is written to the cluster unless every component rendered and validated.
     """
     from .cluster import preflight as checks
-    from .core import components, order
+    from .core import components, order, validate
+    from .errors import raise_all
     from .secrets.bundled import bundled_secrets
 
     variable_values = values(load_variables(args))
@@ -139,6 +140,9 @@ def connected_run(args, work, only_install=False, with_secrets=True, preflight=N
                                    needed="metrics-server" in (args.components or [c.name for c in found]))
         selected, skipped, objects, report, version = render_and_validate(
             args, variable_values=variable_values, version=version, only_install=only_install)
+        if with_secrets:  # apply, install, diff (a delete of what is not served finds it gone)
+            # a kind neither the cluster serves nor a rendered CRD defines: refused before any write
+            raise_all(validate.missing_kinds(objects, _Served(clusters(first))))
         if preflight:
             named = set(args.components or [])
             checks.enforce(checks.run(facts, variable_values, checks.Selection(
@@ -157,6 +161,16 @@ def connected_run(args, work, only_install=False, with_secrets=True, preflight=N
         clusters.close()
 
 
+class _Served:
+    """What a cluster serves, as validate.missing_kinds asks it: get(group, version, kind)."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def get(self, group, version, kind):
+        return self.cluster.resource(f"{group}/{version}" if group else version, kind)
+
+
 def engine(args, clusters):
     from .cluster.apply import Engine
     from .secrets.masking import scrubbed
@@ -166,9 +180,29 @@ def engine(args, clusters):
                   out=sys.stdout if args.output == "text" else None, applysets=True, scrub=scrubbed)
 
 
+def structured(args):
+    """True when the command's output is data (-o json or -o yaml), not text lines."""
+    return getattr(args, "output", "text") in ("json", "yaml")
+
+
+def print_data(args, data):
+    """`data` (dicts, lists, strings) as -o asks: JSON, or YAML that decodes to the same data."""
+    import json
+
+    if args.output == "yaml":
+        from .core import emit
+
+        text = emit.to_yaml([data])
+        sys.stdout.write(text[4:] if text.startswith("---\n") else text)  # one document: no marker
+    else:
+        print(json.dumps(data, indent=2))
+
+
 def finish(args, run):
-    if args.output == "json":
-        print(run.as_json())
+    if structured(args):
+        import json
+
+        print_data(args, json.loads(run.as_json()))
     else:
         print(run.summary())
     return 1 if run.failed else 0

@@ -122,3 +122,53 @@ def test_kubeconfig_needs_the_user_namespace(project):
     result = project.run("kubeconfig")
     assert (result.returncode, result.stderr) == (
         1, "error: K8S_NAMESPACE is not set: the user's namespace (Makefile.vars)\n")
+
+
+# --- kubectl's conventions ---------------------------------------------------------------------
+
+def test_version_and_options_before_or_after_the_command(project):
+    version = project.run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("render.py (k8s-toolkit) "), version.stderr
+    project.write("Makefile.vars", "export K8S_NAMESPACE ?= demo\nexport REPLICAS ?= 2\n")
+    project.write("manifests/web/deployment.yaml", DEPLOYMENT)
+    before = project.run("--kube-version", "1.30", "validate")
+    after = project.run("validate", "--kube-version", "1.30")
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout and "valid for Kubernetes 1.30" in after.stdout
+    assert project.run("validate", "--kube-version", "banana").returncode == 1
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from k8s import cli
+
+    parser = cli.build_parser()
+    silent = [f"{p.prog} {'/'.join(a.option_strings) or a.dest}" for p in [parser, *cli._commands(parser)]
+              for a in p._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))
+              and not a.help and a.help != argparse.SUPPRESS]
+    assert silent == []
+
+
+def test_a_missing_argument_names_the_make_variable(project):
+    for argv, line in ((("untaint",), "error: render.py untaint: the following arguments are required: NODE "
+                                      "(through make: NODE=... make untaint_master)"),
+                       (("encryption", "rotate"), "error: render.py encryption rotate: the following arguments "
+                                                  "are required: STEP (through make: STEP=... make encryption_rotate)")):
+        result = project.run(*argv)
+        assert (result.returncode, result.stderr.splitlines()) == (2, [line])
+
+
+def test_components_and_vars_as_json_and_yaml_say_the_same(project):
+    import yaml
+
+    project.write("Makefile.vars", "export K8S_NAMESPACE ?= demo\nexport REPLICAS ?= 2\n")
+    project.write("manifests/web/deployment.yaml", DEPLOYMENT)
+    for command in (("components",), ("vars",)):
+        as_json = project.run(*command, "-o", "json")
+        as_yaml = project.run(*command, "-o", "yaml")
+        assert as_json.returncode == as_yaml.returncode == 0, as_json.stderr + as_yaml.stderr
+        assert json.loads(as_json.stdout) == yaml.safe_load(as_yaml.stdout)
+    assert {"name": "REPLICAS", "value": "2", "origin": "Makefile.vars:2"} in json.loads(
+        project.run("vars", "-o", "json").stdout)
+    assert [c["name"] for c in json.loads(project.run("components", "-o", "json").stdout)] == ["web"]

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import readiness, wait as waits
-from .connection import ApiError
+from .connection import ApiError, document
 from ..errors import UserError
 
 FIELD_MANAGER = "k8s-toolkit"
@@ -234,7 +234,7 @@ class Engine:
                 obj=obj.ref)
         except (ApiError, UserError) as err:
             return Outcome(obj, "failed", self.scrub(obj.data, err.message))
-        data = json.loads(response.data)
+        data = document(response)
         if response.status == 201:  # a dry run's create answers 201 as well
             result = "created"
         else:
@@ -281,7 +281,7 @@ class Engine:
                 listing = cluster.call(lambda: cluster.dynamic.get(
                     resource, namespace=namespace, serialize=False))
                 entry["items"] = {i["metadata"]["name"]: i
-                                  for i in json.loads(listing.data).get("items") or []}
+                                  for i in document(listing).get("items") or []}
             except ApiError as err:
                 if err.status != 403:
                     raise
@@ -336,7 +336,7 @@ class Engine:
         except UserError as err:
             return Outcome(obj, "failed", err.message)
         try:
-            answer = json.loads(response.data)
+            answer = document(response)
         except (ValueError, AttributeError):
             answer = None
         return Outcome(obj, f"{done} {DRY_RUN}" if dry_run else done, response=answer)

@@ -13,9 +13,8 @@ parent's `name.namespace.kind.group`) + `-v1`.
 
 import base64
 import hashlib
-import json
 
-from .connection import ApiError
+from .connection import ApiError, document
 
 PART_OF = "applyset.kubernetes.io/part-of"
 ID = "applyset.kubernetes.io/id"
@@ -107,7 +106,7 @@ def members(cluster, component, kinds):
         if resource is None:  # its CRD is gone, and the objects with it
             continue
         listing = cluster.call(lambda: cluster.dynamic.get(resource, label_selector=selector, serialize=False))
-        for item in json.loads(listing.data).get("items") or []:
+        for item in document(listing).get("items") or []:
             if ((item.get("metadata") or {}).get("labels") or {}).get(PART_OF) == set_id(component):
                 found.append((resource.group_version, kind, item))  # never trust the selector alone
     return found

@@ -73,7 +73,7 @@ def _copy_fields(data):
 
 
 def diff(engine, objects):
-    """Diff every object; returns (text, number of changed objects, failures, notes).
+    """Diff every object; returns ([(object, its unified diff)] of the changed ones, failures, notes).
 
     A Job that removes itself when done (ttlSecondsAfterFinished) is absent, or still
     finishing, after every apply and created by the next: that is its design, not drift,
@@ -94,8 +94,8 @@ def diff(engine, objects):
             continue
         text = object_diff(outcome.obj, outcome.response.get("current"), outcome.response["planned"])
         if text:
-            texts.append(text)
-    return "".join(texts), len(texts), failures, notes
+            texts.append((outcome.obj, text))
+    return texts, failures, notes
 
 
 def _plan(engine, obj):

@@ -7,9 +7,11 @@ run of the shipped components touched eight). `Index` turns that answer into
 the client's Resource objects. A server that does not offer it (it answers with
 the plain group list) gets None, and the Cluster keeps to the client's
 discoverer.
+
+`replies.discovery_spec` says what the discovery documents must hold for the client and
+`Index` to read them; the connection refuses any answer that does not.
 """
 
-import json
 
 ACCEPT = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
           "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
@@ -36,15 +38,14 @@ class Index:
 def fetch(dynamic, call):
     """The Index of the server behind `dynamic` (a DynamicClient), or None when the server
     does not serve aggregated discovery. `call` runs one request with the Cluster's retries."""
+    from .replies import document as parsed
+
     index = Index()
     for prefix in ("api", "apis"):
         response = call(lambda: dynamic.request("get", f"/{prefix}", serialize=False,
                                                 header_params={"Accept": ACCEPT}))
-        try:
-            document = json.loads(response.data)
-        except ValueError:
-            return None
-        if not isinstance(document, dict) or document.get("kind") != "APIGroupDiscoveryList":
+        document = parsed(response)  # checked against replies.SHAPES as it arrived
+        if document.get("kind") != "APIGroupDiscoveryList":
             return None
         _add(index, dynamic, prefix, document)
     return index

@@ -37,9 +37,8 @@ def stale_objects(engine, objects, component_names):
         objects: the rendered set.
         component_names: the components of this run.
     """
-    import json
-
     from . import applyset
+    from .connection import document
 
     wanted = {(o.group, o.kind, o.namespace or "", o.name) for o in objects}
     kinds = sorted({(o.api_version, o.kind) for o in objects} | set(PRUNE_KINDS))
@@ -76,7 +75,7 @@ def stale_objects(engine, objects, component_names):
                 continue
             listing = cluster.call(lambda: cluster.dynamic.get(
                 resource, label_selector=selector, serialize=False))
-            for item in json.loads(listing.data).get("items") or []:
+            for item in document(listing).get("items") or []:
                 labels = item["metadata"].get("labels") or {}
                 if labels.get(applyset.PART_OF):
                     continue  # a member of a set: found above, or of another component's set now

@@ -6,7 +6,6 @@ again. `rewrite_objects` PUTs each object back unchanged so it is stored with
 the first key; only then can `render.py encryption rotate drop` remove the old key.
 """
 
-import json
 from dataclasses import dataclass, field
 
 from ..errors import UserError
@@ -56,8 +55,10 @@ class Rewrite:
 
 
 def _get_json(cluster, path, **params):
+    from .connection import document
+
     response = cluster.call(lambda: cluster.dynamic.request("get", path, serialize=False, **params))
-    return json.loads(response.data)
+    return document(response)
 
 
 def locate(cluster, name):

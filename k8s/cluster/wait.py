@@ -8,12 +8,11 @@ says what it still waits for; the timeout is kept to the poll, and its error
 names every object still waiting and the last state seen.
 """
 
-import json
 import time
 from urllib.parse import quote
 
 from . import readiness
-from .connection import ApiError
+from .connection import ApiError, BadReply, document
 from .readiness import State
 from ..errors import UserError
 
@@ -33,7 +32,7 @@ def checks(outcomes, kinds=None, skip=()):
             pending.append((outcome, None))  # judged by its Services' endpoints
             continue
         rule = readiness.rule_for(obj.kind, obj.group)
-        if rule and not rule(outcome.response).ready:
+        if rule and not _state(rule, outcome.response, lambda: f"{obj.display}: the answer to its apply").ready:
             pending.append((outcome, rule))
     return pending
 
@@ -97,12 +96,22 @@ def _judge(outcome, rule, cluster_for, read):
         if err.status == 404 and readiness.removes_itself(obj.kind, outcome.response):
             return State(True, "finished (removed by its ttlSecondsAfterFinished)"), None
         raise
-    state = rule(data)
+    state = _state(rule, data, lambda: f"{cluster.last_request()}: {obj.display}")
     if state.failed and obj.kind == "Job":
         why = _job_pod_reason(cluster, obj)
         if why:
             state = State(False, f"{state.detail}; pod {why}", failed=True)
     return state, data
+
+
+def _state(rule, data, where):
+    """`rule(data)`; an answer whose status has another shape than the rules read (a string
+    where conditions belong) is a BadReply starting with `where()`, not a traceback."""
+    try:
+        return rule(data)
+    except (AttributeError, TypeError, KeyError, ValueError) as err:
+        raise BadReply(f"{where()}: the reply's status is not what a {data.get('kind') or 'object'} has "
+                       f"({type(err).__name__}: {err})") from None
 
 
 def _why(outcome, detail, data, cluster_for):
@@ -115,8 +124,8 @@ def _why(outcome, detail, data, cluster_for):
         return detail
     try:
         problem = _pod_problem(cluster_for(outcome.obj.component), outcome.obj.namespace, labels)
-    except UserError:  # the reason is a courtesy: never let it hide the wait's own answer
-        return detail
+    except (UserError, AttributeError, TypeError, KeyError, ValueError):
+        return detail  # the reason is a courtesy: never let it hide the wait's own answer
     return f"{detail}: {problem}" if problem else detail
 
 
@@ -171,7 +180,7 @@ def _batched(pending, cluster_for):
             resource = cluster.resource(obj.api_version, obj.kind)
             response = cluster.call(lambda: cluster.dynamic.get(
                 resource, namespace=obj.namespace if resource.namespaced else None, serialize=False))
-            items = json.loads(response.data).get("items") or []
+            items = document(response).get("items") or []
             for item in items:  # a LIST's items carry no apiVersion and kind; the rules read kind
                 item.setdefault("apiVersion", obj.api_version)
                 item.setdefault("kind", obj.kind)
@@ -189,12 +198,12 @@ def fetch(obj, cluster):
     response = cluster.call(lambda: cluster.dynamic.get(
         resource, name=obj.name, namespace=obj.namespace if resource.namespaced else None,
         serialize=False), obj=obj.ref)
-    return json.loads(response.data)
+    return document(response)
 
 
 def _get(cluster, path):
     response = cluster.call(lambda: cluster.dynamic.request("get", path, serialize=False))
-    return json.loads(response.data)
+    return document(response)
 
 
 def _webhook_backends(cluster, data):

@@ -4,6 +4,7 @@ import os
 import sys
 
 from .. import steps
+from .options import dry_run
 
 
 def register(commands):
@@ -15,9 +16,10 @@ def register(commands):
     p.set_defaults(run=cmd_kubeconfig, parallel=1)
 
     p = commands.add_parser("untaint", help="let workloads run on a control-plane node")
-    p.add_argument("node", metavar="NODE")
+    p.add_argument("node", metavar="NODE", help="the control-plane node (a single-node cluster's)")
     p.add_argument("--context", help="admin context (default: $ADMIN_CTX)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    dry_run(p)
     p.set_defaults(run=cmd_untaint, parallel=1)
 
 
@@ -60,7 +62,8 @@ def cmd_untaint(args):
     print(f"warning: pods on {args.node} can reach the control plane's credentials; "
           "only do this on a single-node cluster", file=sys.stderr)
     with steps.admin_cluster(args, v) as cluster:
-        removed = access.untaint(cluster, args.node)
-    print(f"node/{args.node} untainted: {', '.join(removed)}" if removed
+        removed = access.untaint(cluster, args.node, dry_run=bool(args.dry_run))
+    done = "untainted (server dry run)" if args.dry_run else "untainted"
+    print(f"node/{args.node} {done}: {', '.join(removed)}" if removed
           else f"node/{args.node} has no control-plane taint")
     return 0

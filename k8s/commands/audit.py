@@ -47,14 +47,15 @@ def register(commands):
     """Add `audit-policy` and `audit install` to render.py's sub-parsers action `commands`."""
     p = commands.add_parser("audit-policy", help="write the API audit policy and the kubeadm patch "
                                                  "into build/kubeadm/")
-    p.add_argument("--out", metavar="DIR", default="build")
+    p.add_argument("--out", metavar="DIR", default="build",
+                   help="the kubeadm files go to DIR/kubeadm/ (default: %(default)s)")
     p.set_defaults(run=cmd_policy)
 
     parser = commands.add_parser("audit", help="API audit logging on the control-plane nodes")
     sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     sub.required = True
     p = sub.add_parser("install", help="copy the audit policy to control-plane nodes over ssh (root, 0600)")
-    p.add_argument("nodes", nargs="*", metavar="NODE")
+    p.add_argument("nodes", nargs="*", metavar="NODE", help="control-plane node(s) to ssh to (NODE= through make)")
     p.add_argument("--dry-run", action="store_true", help="print the ssh command, copy nothing")
     p.set_defaults(run=cmd_install)
     return parser

@@ -13,7 +13,7 @@ from .options import cluster_options, dry_run
 
 def register(commands):
     p = commands.add_parser("apply", help="apply components to the cluster (server-side apply)")
-    p.add_argument("components", nargs="+", metavar="COMPONENT")
+    p.add_argument("components", nargs="+", metavar="COMPONENT", help="component folder(s) under manifests/")
     cluster_options(p)
     dry_run(p)
     p.set_defaults(run=cmd_apply, wait=False)
@@ -25,17 +25,19 @@ def register(commands):
     p.set_defaults(run=cmd_install, wait=True, components=[])
 
     p = commands.add_parser("delete", help="delete components from the cluster, dependents first")
-    p.add_argument("components", nargs="+", metavar="COMPONENT")
+    p.add_argument("components", nargs="+", metavar="COMPONENT", help="component folder(s) under manifests/")
     cluster_options(p, applying=False)
     dry_run(p)
     p.add_argument("-y", "--yes", action="store_true",
                    help="do not ask (YES=1 through make); without it a terminal is asked, anything else refused")
     p.set_defaults(run=cmd_delete)
 
-    p = commands.add_parser("diff", help="show what applying would change (server-side dry run); "
-                                         "exit 1 when something would")
+    p = commands.add_parser("diff", help="show what applying would change (server-side dry run)")
     p.add_argument("components", nargs="*", metavar="COMPONENT",
                    help="default: what `install` would apply")
+    p.add_argument("--exit-code", action="store_true",
+                   help="for CI: exit 0 when nothing would change, 1 when something would, 2 on an error "
+                        "(without it: 0 either way, 1 on an error)")
     cluster_options(p, applying=False)
     p.set_defaults(run=cmd_diff)
 
@@ -163,27 +165,43 @@ def _bound_claims(cluster, namespace):
 
 
 def cmd_diff(args):
+    """The diff of each changed object; the exit code as --exit-code asks (see `register`)."""
+    from ..errors import UserError
+
+    error = 2 if args.exit_code else 1
+    try:
+        changed, failed = steps.connected_run(args, lambda *run: _diff(args, *run), only_install=not args.components)
+    except UserError as err:
+        err.exit_code = error
+        raise
+    if failed:
+        return error
+    return 1 if changed and args.exit_code else 0
+
+
+def _diff(args, clusters, selected, objects, left_out):
+    """(number of changed objects, whether a dry run failed), the diffs printed as -o asks."""
     from ..cluster import diff
     from ..core import order
 
-    everything = not args.components  # `make diff`: what `make install` would apply
-
-    def work(clusters, selected, objects, left_out):
-        engine = steps.engine(args, clusters)
-        if everything:
-            engine.out = sys.stderr  # notes about skipped components, not diff text
-            selected, objects = _ready_to_install(engine, clusters, selected, objects)
-        ordered = [o for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
-        text, changed, failures, notes = diff.diff(engine, ordered)
-        sys.stdout.write(text)
-        for note in notes:
-            print(note, file=sys.stderr)
-        for outcome in failures:
-            print(f"error: {outcome.line()}", file=sys.stderr)
-        if failures:
-            return 2
-        print(f"{changed} object{'s' if changed != 1 else ''} would change" if changed
+    engine = steps.engine(args, clusters)
+    if not args.components:  # `make diff`: what `make install` would apply
+        engine.out = sys.stderr  # notes about skipped components, not diff text
+        selected, objects = _ready_to_install(engine, clusters, selected, objects)
+    ordered = [o for tier in order.tiers(objects, [c.name for c in selected]) for o in tier]
+    diffs, failures, notes = diff.diff(engine, ordered)
+    if steps.structured(args):
+        steps.print_data(args, {
+            "changed": [{"kind": o.kind, "apiVersion": o.api_version, "namespace": o.namespace, "name": o.name,
+                         "component": o.component, "diff": text} for o, text in diffs],
+            "notes": notes, "errors": [outcome.line() for outcome in failures]})
+    else:
+        sys.stdout.write("".join(text for _, text in diffs))
+    for note in notes:
+        print(note, file=sys.stderr)
+    for outcome in failures:
+        print(f"error: {outcome.line()}", file=sys.stderr)
+    if not failures:
+        print(f"{len(diffs)} object{'s' if len(diffs) != 1 else ''} would change" if diffs
               else "no changes", file=sys.stderr)
-        return 1 if changed else 0
-
-    return steps.connected_run(args, work, only_install=everything)
+    return len(diffs), bool(failures)

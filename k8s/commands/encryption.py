@@ -251,7 +251,8 @@ def register(commands):
 
     p = commands.add_parser("encryption-config", help="write the kubeadm patch (encryption at rest among "
                                                       "it) into build/kubeadm/ and show the config, keys masked")
-    p.add_argument("--out", metavar="DIR", default="build")
+    p.add_argument("--out", metavar="DIR", default="build",
+                   help="the kubeadm files go to DIR/kubeadm/ (default: %(default)s)")
     p.add_argument("--show-key", action="store_true",
                    help="print the real EncryptionConfiguration, keys in clear, and nothing else")
     secrets_dir(p)
@@ -266,13 +267,13 @@ def register(commands):
     p.set_defaults(run=cmd_key)
 
     p = sub.add_parser("install", help="copy the EncryptionConfiguration to control-plane nodes over ssh")
-    p.add_argument("nodes", nargs="*", metavar="NODE")
+    p.add_argument("nodes", nargs="*", metavar="NODE", help="control-plane node(s) to ssh to (NODE= through make)")
     p.add_argument("--dry-run", action="store_true", help="print the ssh command, copy nothing")
     secrets_dir(p)
     p.set_defaults(run=cmd_install)
 
     p = sub.add_parser("rotate", help="one step of the key rotation: add, promote, rewrite, drop")
-    p.add_argument("step", choices=STEPS)
+    p.add_argument("step", choices=STEPS, metavar="STEP", help=f"one of {', '.join(STEPS)}")
     p.add_argument("--dry-run", action="store_true", help="say what the step would do, change nothing")
     p.add_argument("--node", action="append", metavar="NODE",
                    help="after add, promote or drop: install the new config on this node (repeatable)")

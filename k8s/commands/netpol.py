@@ -1,6 +1,5 @@
 """`check`: the preflight (k8s.cluster.preflight) against the cluster, one line per check."""
 
-import json
 import sys
 
 from .. import steps
@@ -40,9 +39,9 @@ def cmd_check(args):
             args, variable_values=v, version=version, only_install=not named)
         findings = preflight.run(facts, v, preflight.Selection(selected, skipped, named, version,
                                                                install=not named), objects, "check")
-    if getattr(args, "output", "text") == "json":
+    if steps.structured(args):
         policies = [f for f in findings if f.check == "network-policies"]
-        print(json.dumps({
+        steps.print_data(args, ({
             "findings": [{"check": f.check, "level": f.level, "text": f.text} for f in findings],
             "warning": next((f.text for f in policies if f.level == "warning"), None),
             "note": next((f.text for f in policies if f.level == "note"), None)}))

@@ -30,6 +30,12 @@ def dry_run(p, client=None):
         p.add_argument("--dry-run=client", dest="dry_run", action="store_const", const="client", help=client)
 
 
+def output(p):
+    """`-o text|json|yaml`: lines for people, or the same report as data (kubectl's -o)."""
+    p.add_argument("-o", "--output", choices=("text", "json", "yaml"), default="text",
+                   help="text lines (default), or the report as JSON or YAML")
+
+
 def cluster_options(p, applying=True):
     p.add_argument("--context", help="kubeconfig context for every component "
                                      "(default: $ADMIN_CTX or $USER_CTX, per component)")
@@ -38,13 +44,17 @@ def cluster_options(p, applying=True):
                    help="concurrent requests inside a tier (default: %(default)s)")
     p.add_argument("--timeout", type=positive(float), default=300, metavar="SECONDS",
                    help="how long each tier's waits may take (default: %(default)s)")
-    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    output(p)
+    p.add_argument("--retry-for", type=positive(float), metavar="SECONDS",
+                   help="how long a request is retried while the API server is away or overloaded "
+                        "(default: $K8S_TOOLKIT_RETRY_FOR or 120)")
     if applying:
         p.add_argument("--force-conflicts", action="store_true",
                        help="take over fields owned by other field managers")
         p.add_argument("--wait", dest="wait", action="store_true",
                        help="wait for DaemonSet, Deployment and StatefulSet rollouts")
-        p.add_argument("--no-wait", dest="wait", action="store_false")
+        p.add_argument("--no-wait", dest="wait", action="store_false",
+                       help="do not wait for rollouts (the default of apply; install waits)")
         p.add_argument("--prune", action="store_true",
                        help="delete objects this toolkit applied that are no longer rendered")
 

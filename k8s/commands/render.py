@@ -7,12 +7,14 @@ import os
 import sys
 
 from .. import steps
+from .options import output
 
 
 def register(commands):
     p = commands.add_parser("template", help="render components, validate them, print or write them")
     p.add_argument("components", nargs="*", metavar="COMPONENT", help="default: all")
-    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml",
+                   help="the objects as YAML (default) or JSON")
     p.add_argument("--out", metavar="DIR", help="write one file per component into DIR")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip schema validation")
@@ -26,14 +28,17 @@ def register(commands):
 
     p = commands.add_parser("admission-config", help="write the Pod Security Admission configuration "
                                                      "and the kubeadm patch into build/kubeadm/")
-    p.add_argument("--out", metavar="DIR", default="build")
+    p.add_argument("--out", metavar="DIR", default="build",
+                   help="the kubeadm files go to DIR/kubeadm/ (default: %(default)s)")
     p.set_defaults(run=cmd_admission_config)
 
     p = commands.add_parser("vars", help="print resolved variables and where each came from")
-    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("names", nargs="*", metavar="NAME", help="default: every variable of the vars files")
+    output(p)
     p.set_defaults(run=cmd_vars)
 
     p = commands.add_parser("components", help="list components with their dependencies")
+    output(p)
     p.set_defaults(run=cmd_components)
 
 
@@ -97,7 +102,12 @@ def cmd_validate(args):
 def cmd_vars(args):
     from ..core import variables
 
-    for line in variables.describe(steps.load_variables(args), args.names or None):
+    found = steps.load_variables(args)
+    if steps.structured(args):
+        steps.print_data(args, [{"name": v.name, "value": v.value, "origin": v.origin}
+                                for v in variables.shown(found, args.names or None)])
+        return 0
+    for line in variables.describe(found, args.names or None):
         print(line)
     return 0
 
@@ -106,6 +116,12 @@ def cmd_components(args):
     variable_values = steps.read_values(args)
     version = steps.kube_version(args, variable_values)
     selected, skipped = steps.select_components(args, variable_values, version)
+    if steps.structured(args):
+        steps.print_data(args, [{"name": c.name, "depends": c.depends, "namespace": c.namespace,
+                                 "context": c.context, "install": c.install, "minVersion": c.min_version,
+                                 "maxVersion": c.max_version, "supported": c in selected,
+                                 "description": c.description} for c in selected + skipped])
+        return 0
     for c in selected + skipped:
         depends = ", ".join(c.depends) or "-"
         note = "" if c in selected else f"  (not for Kubernetes {version})"

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from .. import steps
 from ..secrets.files import (SECRETS_DIR, recipients_of, refuse_unencrypted, secret_files, secret_name,
                              unencrypted, write_new)
 from ..secrets.listing import clear_row, sync_row
@@ -183,8 +184,8 @@ def cmd_apply(args):
                                 "after its namespace")
         outcome.message = ws.scrub(outcome.message)
         outcome.response = None
-    if args.output == "json":
-        out(run.as_json())
+    if steps.structured(args):
+        steps.print_data(args, json.loads(run.as_json()))
     else:
         for outcome in run.outcomes:
             out(outcome.line())
@@ -243,8 +244,8 @@ def cmd_list(args):
     finally:
         if cluster is not None and not isinstance(cluster, UserError):
             cluster.close()
-    if args.output == "json":
-        out(json.dumps(rows, indent=2))
+    if steps.structured(args):
+        steps.print_data(args, rows)
     else:
         for row in rows:
             _print_row(row)
@@ -295,22 +296,25 @@ def cmd_rotate(args):
 
 def cmd_check(args):
     """Every file in secrets/ (or in each folder given, or each file given) is sops-encrypted."""
+    from ..core.files import check_entry
     from ..errors import UserError, raise_all
+    from ..secrets.files import folder_files
 
     directory = getattr(args, "secrets_dir", None) or SECRETS_DIR
     given = args.paths or ([directory] if os.path.isdir(directory) else [])
     paths, errors = [], []
     for path in given:
         if os.path.isdir(path):
-            try:
-                paths += [os.path.join(path, f) for f in sorted(os.listdir(path))
-                          if os.path.isfile(os.path.join(path, f))]
-            except OSError as err:
-                errors.append(UserError(f"cannot read the folder: {err.strerror}", file=path))
-        elif os.path.isfile(path):
-            paths.append(path)
-        else:
+            # Every entry is checked: a dangling symlink, a loop or a directory NAME.yml is an error.
+            found, problems = folder_files(path, skip_dir=lambda f: not f.endswith((".yml", ".yaml")))
+            paths += found
+            errors += problems
+        elif not os.path.lexists(path):
             errors.append(UserError("no such file or folder", file=path))
+        elif problem := check_entry(path):
+            errors.append(problem)
+        else:
+            paths.append(path)
     raise_all(errors)
     bad = unencrypted(paths)
     for path, reason in bad:

@@ -77,17 +77,9 @@ def _read_values(pairs):
 
 
 def _read_file(path):
-    import stat
+    from ..core.files import read_bytes
 
-    from ..errors import UserError
-
-    try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise UserError(f"{path}: not a regular file")
-            return f.read(MAX_VALUE + 1)
-    except OSError as err:
-        raise UserError(f"{path}: {err.strerror}") from None
+    return read_bytes(path, "secret value", name=path)
 
 
 def _placed(key, value, secret):

@@ -60,7 +60,7 @@ def register(commands):
     p.set_defaults(run=cmd_sops_config)
 
     p = sub.add_parser("create", help="create secrets/NAME.yml encrypted, then edit it in $EDITOR")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the Secret's name: secrets/NAME.yml")
     p.add_argument("--from-literal", action="append", metavar="KEY=VALUE",
                    help="a value (repeatable); it shows in your shell history: prefer --from-file")
     p.add_argument("--from-file", action="append", metavar="[KEY=]PATH",
@@ -69,24 +69,25 @@ def register(commands):
     p.add_argument("--type", default="Opaque", help="Secret type (default: %(default)s)")
     p.add_argument("--edit", dest="edit", action="store_true", default=None,
                    help="open $EDITOR even with values given (needs a terminal on stdin)")
-    p.add_argument("--no-edit", dest="edit", action="store_false")
+    p.add_argument("--no-edit", dest="edit", action="store_false",
+                   help="never open $EDITOR, even on a terminal without values given")
     p.set_defaults(run=cmd_create)
 
     p = sub.add_parser("ssh-keys", help="create secrets/NAME.yml holding new ed25519 ssh keypairs "
                                         "(sshkey1/pubkey1, ...), encrypted")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the Secret's name: secrets/NAME.yml")
     p.add_argument("--pairs", type=int, default=2,
                    help=f"how many keypairs, 1 to {MAX_PAIRS} (default: %(default)s)")
     p.add_argument("--namespace", help="default: $K8S_NAMESPACE, substituted when applied")
     p.set_defaults(run=cmd_ssh_keys)
 
     p = sub.add_parser("edit", help="edit secrets/NAME.yml in $EDITOR (sops edit)")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the Secret's name: secrets/NAME.yml")
     p.set_defaults(run=cmd_edit)
 
     p = sub.add_parser("set", help="set keys of secrets/NAME.yml from files or stdin (KEY=@FILE, KEY=-), "
                                    "encrypted in place, no editor, no plaintext on disk")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the Secret's name: secrets/NAME.yml")
     p.add_argument("pairs", nargs="+", metavar="KEY=@FILE|KEY=-",
                    help="a key and where its value comes from: a file, or stdin for one key")
     p.set_defaults(run=cmd_set)

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import kubeyaml, substitute
+from .object_names import component_name_error
 from ..errors import UserError, raise_all
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".yaml.j2")
@@ -97,6 +98,11 @@ def discover(root, variables):
             if os.path.islink(path) and not os.path.exists(path):
                 errors.append(UserError("dangling symlink", file=path))
             continue
+        # Its name labels every object it renders: one that no label value can hold is refused.
+        problem = component_name_error(name, path)
+        if problem:
+            errors.append(problem)
+            continue
         try:
             components.append(load(name, path, variables))
         except UserError as err:
@@ -135,7 +141,7 @@ def _listdir(path):
 def _apply_settings(component, settings_path, variables):
     from .files import read_text
 
-    text = read_text(settings_path)
+    text = read_text(settings_path, "settings")
     substitute.expand(text, variables, settings_path)  # every undefined name, with its position
     # Scalar by scalar, as manifests with values that are not inert: a value can never add a setting.
     docs = [d for d in kubeyaml.load_all_substituting(

@@ -132,6 +132,48 @@ BUILTIN_GROUPS = frozenset({
     "storagemigration.k8s.io",
 })
 
+# --- Names ------------------------------------------------------------------
+# (group, kind) -> how the API server validates metadata.name, where it is not
+# a DNS-1123 subdomain (apimachinery's NameIsDNSSubdomain: what every other
+# built-in kind and every custom resource gets). Source: the name function each
+# kind passes to ValidateObjectMeta in kubernetes/kubernetes pkg/apis/*/validation:
+# ValidateNamespaceName (a DNS-1123 label), ValidateServiceName =
+# NameIsDNS1035Label, ValidateRBACName = path.IsValidPathSegmentName, and
+# batch's ValidateCronJob (a subdomain of at most 52 characters: the Jobs it
+# makes get an 11-character suffix). The rules themselves are in validate.py.
+NAME_RULES = {
+    ("", "Namespace"): "dns-1123-label",
+    ("", "Service"): "dns-1035-label",
+    ("rbac.authorization.k8s.io", "Role"): "path-segment",
+    ("rbac.authorization.k8s.io", "ClusterRole"): "path-segment",
+    ("rbac.authorization.k8s.io", "RoleBinding"): "path-segment",
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): "path-segment",
+    ("batch", "CronJob"): "cronjob",
+}
+
+# (group, kind) -> the paths of the pod (or job) templates whose labels and
+# annotations the API server validates like an object's own (ValidateLabels,
+# ValidateAnnotations in ValidatePodTemplateSpec and friends).
+_POD_TEMPLATE = (("spec", "template", "metadata"),)
+TEMPLATE_METADATA = {
+    ("", "ReplicationController"): _POD_TEMPLATE,
+    ("", "PodTemplate"): (("template", "metadata"),),
+    ("apps", "Deployment"): _POD_TEMPLATE,
+    ("apps", "DaemonSet"): _POD_TEMPLATE,
+    ("apps", "ReplicaSet"): _POD_TEMPLATE,
+    ("apps", "StatefulSet"): _POD_TEMPLATE,
+    ("batch", "Job"): _POD_TEMPLATE,
+    ("batch", "CronJob"): (("spec", "jobTemplate", "metadata"),
+                           ("spec", "jobTemplate", "spec", "template", "metadata")),
+}
+
+# (group, kind) -> {field: True if its values are base64}: the key-value maps whose
+# keys the API server validates as config keys (IsConfigMapKey).
+KEYED_DATA = {
+    ("", "ConfigMap"): {"data": False, "binaryData": True},
+    ("", "Secret"): {"data": True, "stringData": False},
+}
+
 # --- Removed APIs -----------------------------------------------------------
 # (apiVersion, kind) -> (minor release that stopped serving it, what to use).
 # "What to use" is a tuple of apiVersions, best first: the validator names

@@ -11,6 +11,7 @@ StrictUndefined. Documents decode as kubectl decodes them (`kubeyaml`).
 
 import contextlib
 import gc
+import re
 from dataclasses import dataclass
 
 from . import kinds, kubeyaml, substitute
@@ -117,6 +118,7 @@ def render_jinja(text, path, variables):
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)
+    env.policies["json.dumps_function"] = _json_for_yaml  # what `tojson` writes
     context = dict(variables)
     if "KUBE_VERSION" in variables:  # `{% if kube_minor >= 25 %}`: numbers compare right
         context["kube_minor"] = version_tuple(variables["KUBE_VERSION"])[1]
@@ -129,6 +131,22 @@ def render_jinja(text, path, variables):
                         file=path, line=_template_line(err))
     except Exception as err:  # a filter or method failing on a value is still bad input
         raise UserError(f"template error: {err}", file=path, line=_template_line(err))
+
+
+# A surrogate pair json.dumps escapes a character beyond U+FFFF as, its backslash not escaped itself.
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _json_for_yaml(value, **kwargs):
+    """json.dumps for a template's `tojson`: JSON that is also a YAML (and kubectl) string.
+    YAML refuses the escapes of a surrogate pair ("\\ud800\\udc00"), so a character beyond
+    U+FFFF is written as itself, which JSON and YAML both read."""
+    import json
+
+    def itself(m):
+        return m[1] + chr(0x10000 + (int(m[2], 16) - 0xD800 << 10) + int(m[3], 16) - 0xDC00)
+
+    return _SURROGATE_PAIR.sub(itself, json.dumps(value, **kwargs))
 
 
 def _template_line(err):

@@ -3,17 +3,22 @@
 The variables are `--vars` (Makefile.vars) with the per-cluster overlay
 `--vars-file` or `$VARS_FILE` on top; the version is `--kube-version`, else
 `$KUBE_VERSION` from the variables, else the newest one there are schemas for.
+Every value the vars files set is checked against its shape (k8s.core.shapes).
 """
 
 import os
 
 
 def load_variables(args):
-    """{name: Variable} from the files `args` names."""
-    from . import variables
+    """{name: Variable} from the files `args` names, every value of the shape its
+    variable needs (k8s.core.shapes): a bad value is a UserError before any command
+    uses one."""
+    from . import shapes, variables
 
     overlay = args.vars_file or os.environ.get("VARS_FILE") or None
-    return variables.load_variables(args.vars, overlay=overlay)
+    found = variables.load_variables(args.vars, overlay=overlay)
+    shapes.check(found)
+    return found
 
 
 def values(variable_map):

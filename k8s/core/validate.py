@@ -6,6 +6,14 @@ openAPIV3Schema of their CustomResourceDefinition when that CRD is among the
 objects. Neither kubernetes_validate nor jsonschema is imported (slow): the
 schema files are read directly and compiled with jsonschema_rs, once per
 process for each (Kubernetes version, apiVersion, kind).
+
+What the schemas cannot say, the API server's own checks that refuse an object
+are done here too (`_meta_errors`): names per kind (kinds.NAME_RULES), the
+namespace, label keys and values, annotation keys and their total size, the
+keys of ConfigMaps and Secrets, base64 values. No message ever shows a value of
+a Secret's data or stringData. A custom resource whose CRD is not among the
+objects cannot be checked offline: it is a warning here, and `missing_kinds`
+makes it an error against a cluster that does not serve it.
 """
 
 import importlib.util
@@ -17,7 +25,9 @@ from types import SimpleNamespace
 
 import jsonschema_rs
 
-from . import kinds
+from . import kinds, object_names as names
+from .object_names import get_in, is_name, short
+from .files import read_bytes
 from ..errors import UserError
 
 
@@ -52,11 +62,15 @@ class ValidationReport:
         unvalidated: `kind/name` of the custom resources whose CRD is not among
             the objects, so that could not be checked.
         kube_version: the Kubernetes version validated against, e.g. "1.31".
+        warnings: one UserError per custom resource of `unvalidated`, naming its
+            apiVersion and kind: an error only against a cluster that does not
+            serve it (`missing_kinds`).
     """
 
     errors: list = field(default_factory=list)
     unvalidated: list = field(default_factory=list)
     kube_version: str = ""
+    warnings: list = field(default_factory=list)
 
 
 def supported_versions():
@@ -83,9 +97,9 @@ def validate(objects, kube_version=None):
     report = ValidationReport(kube_version=version)
     crds = {}
     for obj, _ in objects:
-        if _get(obj, "apiVersion") == "apiextensions.k8s.io/v1" and _get(obj, "kind") == "CustomResourceDefinition":
-            group, kind = _get(obj, "spec", "group"), _get(obj, "spec", "names", "kind")
-            if _is_name(group) and _is_name(kind):  # else the CRD's own validation says what is wrong
+        if get_in(obj, "apiVersion") == "apiextensions.k8s.io/v1" and get_in(obj, "kind") == "CustomResourceDefinition":
+            group, kind = get_in(obj, "spec", "group"), get_in(obj, "spec", "names", "kind")
+            if is_name(group) and is_name(kind):  # else the CRD's own validation says what is wrong
                 crds[group, kind] = obj
     run = SimpleNamespace(version=version, vdir=vdir, crds=crds, cr_validators={}, report=report)
     for obj, where in objects:
@@ -97,16 +111,18 @@ def _check(obj, where, run):
     """The errors of one object; custom resources without CRD go to run.report.unvalidated."""
     if not isinstance(obj, dict):
         return [_error(where, [], None, f"expected a Kubernetes object (a mapping), got {_type(obj)}")]
-    api_version, kind, name = obj.get("apiVersion"), obj.get("kind"), _get(obj, "metadata", "name")
-    label = (f"{kind}/{name}" if _is_name(name) else kind) if _is_name(kind) else None
+    api_version, kind, name = obj.get("apiVersion"), obj.get("kind"), get_in(obj, "metadata", "name")
+    label = (f"{kind}/{_cut(name)}" if is_name(name) else kind) if is_name(kind) else None
     missing = [f"missing {key}" if value in (None, "") else f"{key} must be a string, got {_type(value)}"
                for key, value in (("apiVersion", api_version), ("kind", kind), ("metadata.name", name))
-               if not _is_name(value)]
-    at = ["metadata"] if len(missing) == 1 and not _is_name(name) else []
+               if not is_name(value)]
+    at = ["metadata"] if len(missing) == 1 and not is_name(name) else []
     errors = [_error(where, at, label, "; ".join(missing))] if missing else []
-    if not (_is_name(api_version) and _is_name(kind)):
+    if not (is_name(api_version) and is_name(kind)):
         return errors
     group, _, gv_version = api_version.rpartition("/")
+    errors += [_error(where, list(path), label, message)
+               for path, message in names.meta_problems(obj, group, kind)]
     removed_in, replacements = kinds.REMOVED_APIS.get((api_version, kind), (None, ()))
     if removed_in and int(run.version.split(".")[1]) >= removed_in:
         use = next((r for r in replacements if _schema_file(run.vdir, kinds.api_group(r), r.rpartition("/")[2], kind)),
@@ -121,6 +137,7 @@ def _check(obj, where, run):
         validator, hint = _builtin_validator(run.vdir, group, gv_version, kind)
         if validator is None and "." in group and group not in kinds.BUILTIN_GROUPS:
             run.report.unvalidated.append(label)
+            run.report.warnings.append(_error(where, ["apiVersion"], label, _no_crd(api_version, kind)))
             return errors
         if validator is None:
             return errors + [_error(where, ["kind"], label, f"unknown kind {kind} in apiVersion {api_version} "
@@ -128,8 +145,9 @@ def _check(obj, where, run):
     try:
         if validator.is_valid(obj):
             return errors
+        secret = (group, kind) == ("", "Secret")  # its values are never shown
         found = sorted({(_line(where, path), message) for error in validator.iter_errors(obj)
-                        for path, message in _describe(error)})
+                        for path, message in _describe(error, secret)})
     except ValueError as e:  # jsonschema_rs: "Recursion limit reached" on absurd nesting
         why = " (the object is nested too deeply)" if "ecursion" in str(e) else ""
         return errors + [_error(where, [], label, f"cannot validate: {e}{why}")]
@@ -172,8 +190,7 @@ def _version_dirs():
 def _registry(vdir):
     """The compiled _definitions.json of a version: (registry, its URI, "$defs" or "definitions")."""
     if vdir not in _registries:
-        with open(os.path.join(vdir, "_definitions.json")) as f:
-            defs = json.load(f)
+        defs = json.loads(read_bytes(os.path.join(vdir, "_definitions.json"), "schema"))
         uri = defs.get("$id") or "file://" + os.path.join(vdir, "_definitions.json")
         section = "$defs" if "$defs" in defs else "definitions"
         _registries[vdir] = (jsonschema_rs.Registry([(uri, defs)]), uri, section)
@@ -194,8 +211,7 @@ def _builtin_validator(vdir, group, version, kind):
         _validators[key] = None, ""
         path = _schema_file(vdir, group, version, kind)
         if path:
-            with open(path) as f:
-                schema = json.load(f)
+            schema = json.loads(read_bytes(path, "schema"))
             gvks = schema.get("x-kubernetes-group-version-kind") or [{"group": group, "version": version, "kind": kind}]
             if {"group": group, "version": version, "kind": kind} in gvks:
                 schema.setdefault("$id", "file://" + path)
@@ -210,15 +226,15 @@ def _crd_validator(crd, version, vdir, cache):
     """(validator, None) for a custom resource of `crd` in `version`, or (None, problem)."""
     key = (id(crd), version)
     if key not in cache:
-        crd_name = _get(crd, "metadata", "name")
-        versions = _get(crd, "spec", "versions")
-        served = {v["name"]: v for v in versions if _is_name(_get(v, "name")) and v.get("served") is not False} \
+        crd_name = get_in(crd, "metadata", "name")
+        versions = get_in(crd, "spec", "versions")
+        served = {v["name"]: v for v in versions if is_name(get_in(v, "name")) and v.get("served") is not False} \
             if isinstance(versions, list) else {}
         if version not in served:
             cache[key] = None, (f"CustomResourceDefinition {crd_name} does not serve version {version} "
                                 f"(served: {', '.join(map(str, served)) or 'none'})")
             return cache[key]
-        structural = _get(served[version], "schema", "openAPIV3Schema") or {
+        structural = get_in(served[version], "schema", "openAPIV3Schema") or {
             "type": "object", "x-kubernetes-preserve-unknown-fields": True}
         try:
             schema = crd_to_json_schema(structural, *_registry(vdir)[1:])
@@ -288,12 +304,20 @@ def _convert(s, strict):
     return out
 
 
-def _describe(error):
-    """[(JSON path, one-line message like kubectl's)] for a jsonschema_rs error."""
+def _describe(error, secret=False):
+    """[(JSON path, one-line message like kubectl's)] for a jsonschema_rs error.
+
+    secret: the object is a Secret; then nothing under its data or stringData is shown,
+    only the key and the value's type."""
     kind, path, value = type(error.kind).__name__, list(error.instance_path), error.instance
     at = _path(path)
     prefix = f"{at}: " if at else ""
     details = error.kind.as_dict()
+    if secret and path[:1] in (["data"], ["stringData"]) and kind != "AdditionalProperties":
+        if kind == "Type":
+            expected = " or ".join(t for t in details["types"] if t != "null")
+            return [(path, f"{prefix}invalid type: got {_type(value)}, expected {expected} (value not shown)")]
+        return [(path, f"{prefix}invalid value (not shown: a Secret's values never are)")]
     if kind == "AdditionalProperties":
         return [(path + [name], f"{prefix}unknown field {json.dumps(name)}") for name in details["unexpected"]]
     if kind == "Required":
@@ -302,7 +326,7 @@ def _describe(error):
         expected = " or ".join(t for t in details["types"] if t != "null")
         return [(path, f"{prefix}invalid type: got {_type(value, show=True)}, expected {expected}")]
     if kind == "Enum":
-        return [(path, f"{prefix}{_short(value)} is not one of {_short(details['options'])}")]
+        return [(path, f"{prefix}{short(value)} is not one of {short(details['options'])}")]
     if kind == "OneOfMultipleValid" and value is None:  # IntOrString: null matches both branches
         return []
     if kind in ("OneOfNotValid", "AnyOf"):
@@ -329,15 +353,7 @@ def _path(path):
 def _type(value, show=False):
     name = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
             float: "number", type(None): "null"}.get(type(value), type(value).__name__)
-    return f"{name} {_short(value)}" if show and name in ("string", "boolean", "integer", "number") else name
-
-
-def _short(value):
-    """'text', 3, true, null, [...]: strings quoted like the brief's examples, the rest as in JSON."""
-    if isinstance(value, list):
-        return "[" + ", ".join(map(_short, value)) + "]"
-    text = repr(value) if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return f"{name} {short(value)}" if show and name in ("string", "boolean", "integer", "number") else name
 
 
 def _line(where, path):
@@ -351,16 +367,59 @@ def _line(where, path):
     return where.line
 
 
-def _get(obj, *keys):
-    """obj[k1][k2]..., or None where something along the way is not a mapping."""
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def _is_name(value):
-    return isinstance(value, str) and value != ""
-
-
 def _error(where, path, label, message):
     return UserError(message, file=where.file, line=_line(where, path), obj=label)
+
+
+def _no_crd(api_version, kind):
+    return (f"no CustomResourceDefinition for {api_version} {kind} in the rendered set; "
+            "if the cluster has it, run against the cluster")
+
+
+def missing_kinds(objects, discovery_index):
+    """Errors for the objects a cluster would refuse for their kind: one per apiVersion and kind
+    that neither the cluster serves nor a CustomResourceDefinition among `objects` defines.
+
+    Call it against the cluster's discovery before anything is written: offline, a custom
+    resource without its CRD in the set is only a warning (`ValidationReport.warnings`).
+
+    Parameters:
+        objects: RenderedObjects, or `(obj, where)` pairs as `validate` takes.
+        discovery_index: what the cluster serves: an object with `get(group, version, kind)`
+            returning None for what it does not serve (k8s.cluster.discovery.Index), or a
+            collection of (group, version, kind) tuples.
+
+    Returns a list of UserErrors (the first object of each kind named), empty when all is served.
+    """
+    pairs = [(o.data, o.source) if hasattr(o, "source") else o for o in objects]
+    defined = set()
+    for obj, _ in pairs:
+        if get_in(obj, "apiVersion") == "apiextensions.k8s.io/v1" and get_in(obj, "kind") == "CustomResourceDefinition":
+            defined.add((get_in(obj, "spec", "group"), get_in(obj, "spec", "names", "kind")))
+    if hasattr(discovery_index, "get") and not isinstance(discovery_index, (set, frozenset, dict)):
+        served = lambda g, v, k: discovery_index.get(g, v, k) is not None  # noqa: E731
+    else:
+        served = lambda g, v, k: (g, v, k) in discovery_index  # noqa: E731
+    errors, seen = [], set()
+    for obj, where in pairs:
+        api_version, kind = get_in(obj, "apiVersion"), get_in(obj, "kind")
+        if not (is_name(api_version) and is_name(kind)) or (api_version, kind) in seen:
+            continue
+        group, _, version = api_version.rpartition("/")
+        if (group, kind) in defined or served(group, version, kind):
+            continue
+        seen.add((api_version, kind))
+        name = get_in(obj, "metadata", "name")
+        label = f"{kind}/{_cut(name)}" if is_name(name) else kind
+        custom = "." in group and group not in kinds.BUILTIN_GROUPS
+        why = (f"the cluster does not serve {api_version} {kind} and no CustomResourceDefinition in the "
+               "rendered set defines it: install its CRD first" if custom else
+               f"the cluster does not serve {api_version} {kind} (an API its version or its "
+               "configuration does not enable)")
+        errors.append(_error(where, ["apiVersion"], label, why))
+    return errors
+
+
+def _cut(name):
+    """A name for messages: a very long one shortened (the message says how long it is)."""
+    return name if not isinstance(name, str) or len(name) <= 80 else name[:60] + "…"

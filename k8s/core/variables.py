@@ -79,13 +79,15 @@ def load_variables(path="Makefile.vars", overlay=None, environ=None) -> dict[str
     overlay = overlay or environ.get("VARS_FILE") or None
     reader = _Reader(environ)
     if overlay:
-        reader.read(str(overlay), f"overlay {overlay}", "overlay file (VARS_FILE) not found")
+        # Named as the user set it: `VARS_FILE=/dev/zero: not a regular file`.
+        shown = f"VARS_FILE={overlay}" if str(overlay) == environ.get("VARS_FILE") else str(overlay)
+        reader.read(str(overlay), f"overlay {overlay}", "overlay file (VARS_FILE) not found", shown)
     reader.read(str(path), str(path), "vars file not found")
     return reader.result()
 
 
-def describe(variables, names=None) -> list[str]:
-    """Lines `NAME=value  (origin)` for `render.py vars [NAME...]`.
+def shown(variables, names=None) -> list[Variable]:
+    """The Variables `render.py vars [NAME...]` shows.
 
     Parameters:
         variables: what `load_variables` returned (its order is kept).
@@ -93,12 +95,15 @@ def describe(variables, names=None) -> list[str]:
             environment overrides of them, not the rest of the environment.
     """
     if names is None:
-        chosen = [v for v in variables.values() if v.origin != "environment"]
-    else:
-        raise_all([UserError(f"unknown variable {n!r}") for n in names if n not in variables])
-        chosen = [variables[n] for n in names]
+        return [v for v in variables.values() if v.origin != "environment"]
+    raise_all([UserError(f"unknown variable {n!r}") for n in names if n not in variables])
+    return [variables[n] for n in names]
+
+
+def describe(variables, names=None) -> list[str]:
+    """Lines `NAME=value  (origin)` of the variables `shown` picks."""
     # One line per variable, even for an environment value holding a newline.
-    return [f"{v.name}={v.value}".replace("\n", "\\n") + f"  ({v.origin})" for v in chosen]
+    return [f"{v.name}={v.value}".replace("\n", "\\n") + f"  ({v.origin})" for v in shown(variables, names)]
 
 
 class _Reader:
@@ -112,15 +117,14 @@ class _Reader:
         self.memo = {}  # expansions, valid until the table changes
         self.active = set()  # variables being expanded, to catch cycles
 
-    def read(self, path, label, missing):
+    def read(self, path, label, missing, shown=None):
+        """Run the statements of file `path`; `shown` names it in errors about the file itself."""
+        from .files import read_bytes
+
+        data = read_bytes(path, "vars", name=shown if shown and os.path.lexists(path) else path,
+                          missing=missing)  # a regular file of at most 1 MiB
         try:
-            with open(path, "rb") as f:
-                data = f.read()
             text = data.decode("utf-8").removeprefix("\ufeff")  # make skips a BOM
-        except FileNotFoundError:
-            raise UserError(missing, file=path) from None
-        except OSError as e:
-            raise UserError(e.strerror or str(e), file=path) from None
         except UnicodeDecodeError as e:
             raise UserError("not valid UTF-8", file=path, line=data.count(b"\n", 0, e.start) + 1) from None
         for lineno, line in _logical_lines(text):

@@ -145,8 +145,9 @@ def write_private(path, text):
 UNTAINT_ATTEMPTS = 5  # read-modify-write rounds lost to concurrent node writes
 
 
-def untaint(cluster, node):
-    """Remove the control-plane taints from `node`; returns the keys removed."""
+def untaint(cluster, node, dry_run=False):
+    """Remove the control-plane taints from `node` (`dry_run`: the server's dry run only);
+    returns the keys removed."""
     from ..errors import UsageError
     from .labels import node_name_problem
 
@@ -172,9 +173,10 @@ def untaint(cluster, node):
         patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
                  "spec": {"taints": keep or None}}
         try:
+            extra = {"dry_run": "All"} if dry_run else {}
             cluster.call(lambda: cluster.dynamic.patch(
                 resource, body=patch, name=node, content_type="application/merge-patch+json",
-                serialize=False), obj=f"Node/{node}")
+                serialize=False, **extra), obj=f"Node/{node}")
         except ApiError as err:
             if err.status == 409 and attempt + 1 < UNTAINT_ATTEMPTS:
                 continue

@@ -23,22 +23,63 @@ NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9]
 
 
 def secret_files(directory, names=None):
-    """secrets/*.yml and *.yaml (sorted), or those of `names`; a missing one is an error."""
-    from ..errors import UsageError, UserError
+    """secrets/*.yml and *.yaml (sorted), or those of `names`.
+
+    A missing named file is a usage error. An entry that is not a readable regular file
+    (a dangling symlink, a symlink loop, a directory named NAME.yml, a FIFO, a file over
+    the size limit) is an error, never skipped: all of them at once.
+    """
+    from ..core.files import check_entry
+    from ..errors import UsageError, UserError, raise_all
 
     if names:
-        paths, missing = [], []
+        paths, missing, errors = [], [], []
         for name in names:
             path = _path_of(directory, name)
-            (paths if os.path.isfile(path) else missing).append(path)
+            if not os.path.lexists(path):
+                missing.append(path)
+            elif problem := check_entry(path):
+                errors.append(problem)
+            else:
+                paths.append(path)
         if missing:
             raise UsageError(f"no such secret file: {', '.join(missing)}")
+        raise_all(errors)
         return paths
     if not os.path.isdir(directory):
         raise UserError(f"no {directory}/ folder: create a secret with `make {directory}/NAME.yml`")
-    return [os.path.join(directory, f) for f in sorted(os.listdir(directory))
-            if f.endswith((".yml", ".yaml")) and not f.startswith(".")
-            and os.path.isfile(os.path.join(directory, f))]
+    paths, errors = folder_files(directory, lambda f: f.endswith((".yml", ".yaml")) and not f.startswith("."))
+    raise_all(errors)
+    return paths
+
+
+def folder_files(directory, wanted=lambda name: True, skip_dir=lambda name: False):
+    """([paths], [UserError]) of the entries of `directory` whose name is `wanted`, sorted.
+
+    Every wanted entry is a path or an error: a dangling symlink, a symlink loop, a FIFO,
+    a file over the secret file limit, and a directory unless `skip_dir(name)` (then skipped).
+    """
+    import stat
+
+    from ..core.files import check_entry
+    from ..errors import UserError
+
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as err:
+        return [], [UserError(f"cannot read the folder: {err.strerror}", file=directory)]
+    paths, errors = [], []
+    for name in filter(wanted, names):
+        path = os.path.join(directory, name)
+        if skip_dir(name):
+            try:
+                if stat.S_ISDIR(os.stat(path).st_mode):
+                    continue
+            except OSError:
+                pass  # dangling or looping: check_entry says which
+        problem = check_entry(path)
+        (errors if problem else paths).append(problem or path)
+    return paths, errors
 
 
 def _path_of(directory, name):
@@ -71,20 +112,20 @@ def secret_name(given, directory):
 def unencrypted(paths):
     """[(path, reason)] of the files that are not sops-encrypted (README.md, .sops.yaml exempt)."""
     from . import sops
+    from ..core.files import read_bytes
+    from ..errors import UserError
 
     bad = []
     for path in paths:
         if os.path.basename(path) in NOT_SECRET_FILES or os.path.isdir(path):
             continue
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
-            text = raw.decode("utf-8")
+            text = read_bytes(path, "secret file").decode("utf-8")
         except UnicodeDecodeError:
             bad.append((path, "binary, not sops-encrypted"))
             continue
-        except OSError as err:
-            bad.append((path, f"cannot read: {err.strerror}"))
+        except UserError as err:  # not a regular file, too large, unreadable
+            bad.append((path, err.message))
             continue
         reason = sops.not_encrypted_reason(text)
         if reason:
@@ -108,8 +149,9 @@ def recipients_of(path):
     """Who can decrypt `path`, read from its sops metadata (nothing is decrypted)."""
     from . import sops
 
-    with open(path, encoding="utf-8") as f:
-        return sops.recipients(sops.metadata(sops.load_encrypted(f.read())))
+    from ..core.files import read_text
+
+    return sops.recipients(sops.metadata(sops.load_encrypted(read_text(path, "secret file"))))
 
 
 def write_new(path, content):

@@ -18,6 +18,7 @@ The key file has age-keygen's layout and lives where sops looks by default
 """
 
 import datetime
+import errno
 import os
 import re
 import secrets
@@ -254,14 +255,21 @@ def generate_age_key(path=None):
 
 
 def _read_age_key(path):
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("AGE-SECRET-KEY-1"):
-                try:
-                    return age_recipient_of(line), path, False
-                except ValueError:
-                    raise UserError("holds an invalid AGE-SECRET-KEY line", file=path) from None
+    from ..core.files import read_bytes
+
+    if os.path.isdir(path):  # said as the system says it: "cannot read the age key file: Is a directory"
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    try:  # a regular file of at most 1 MiB (never a FIFO or a device); not UTF-8 is caught by the caller
+        raw = read_bytes(path, "key")
+    except UserError as err:
+        raise UserError(f"cannot read the age key file: {err.message}", file=path) from None
+    for line in raw.decode("utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("AGE-SECRET-KEY-1"):
+            try:
+                return age_recipient_of(line), path, False
+            except ValueError:
+                raise UserError("holds an invalid AGE-SECRET-KEY line", file=path) from None
     raise UserError("exists but holds no AGE-SECRET-KEY identity; move it away or set "
                     "SOPS_AGE_KEY_FILE to another file", file=path)
 

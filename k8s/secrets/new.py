@@ -15,21 +15,21 @@ fast); each function imports what it needs.
 import base64
 import os
 
-from .objects import KEY_NAME
-
 TEMPLATE_KEY = "key"  # what `secrets create --edit` offers to fill in when no value is given
 TEMPLATE_VALUE = "replace-me"
 
 
 def values_from_flags(args):
     """(stringData, data) from --from-literal/--from-file, kubectl style."""
-    from ..errors import UsageError, UserError
+    from ..core.files import read_bytes
+    from ..core.object_names import config_key_problem
+    from ..errors import UsageError
 
     string_data, data = {}, {}
 
     def add(key, value, where):
-        if not KEY_NAME.match(key):
-            raise UsageError(f"{where}: key {key!r} must consist of letters, digits, '-', '_' or '.'")
+        if problem := config_key_problem(key):
+            raise UsageError(f"{where}: key {key!r} {problem}")
         if key in string_data or key in data:
             raise UsageError(f"{where}: key {key!r} given twice")
         if isinstance(value, bytes):
@@ -49,11 +49,8 @@ def values_from_flags(args):
         key, sep, path = item.partition("=")
         if not sep:
             key, path = os.path.basename(item), item
-        try:
-            with open(path, "rb") as f:
-                value = f.read()
-        except OSError as err:
-            raise UserError(f"--from-file {path}: {err.strerror}") from None
+        # A regular file of at most 1 MiB (what one Secret can hold): never a FIFO or a device.
+        value = read_bytes(path, "secret value", name=f"--from-file {path}")
         add(key, value, "--from-file")
     return string_data, data
 
@@ -89,6 +86,7 @@ def ssh_keypair(comment):
     import subprocess
     import tempfile
 
+    from ..core.files import read_text
     from ..errors import UserError
     from .sops import removed_on_exit
 
@@ -102,8 +100,6 @@ def ssh_keypair(comment):
             raise UserError("ssh-keygen not found: install openssh-client") from None
         except subprocess.CalledProcessError as err:
             raise UserError(f"ssh-keygen failed (exit status {err.returncode})") from None
-        with open(path, encoding="ascii") as f:
-            private = f.read()
-        with open(path + ".pub", encoding="ascii") as f:
-            public = f.read().strip()
+        private = read_text(path, "key")
+        public = read_text(path + ".pub", "key").strip()
         return private, public

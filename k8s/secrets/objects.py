@@ -152,6 +152,7 @@ def _hide_names_in_values(err, text, spans):
 
 def _check(obj, allow_kinds):
     """Secret-specific checks that name keys, never values."""
+    from ..core.object_names import config_key_problem
     from ..errors import UserError
 
     def error(message, path=()):
@@ -172,17 +173,16 @@ def _check(obj, allow_kinds):
             errors.append(error(f"{field} must be a mapping of key: value", [field]))
             continue
         for key, value in values.items():
-            if not KEY_NAME.match(key) or len(key) > 253:
-                errors.append(error(f"{field}: key {key!r} must consist of letters, digits, "
-                                    "'-', '_' or '.'", [field, key]))
+            if problem := config_key_problem(str(key)):  # as the API server's IsConfigMapKey
+                errors.append(error(f"{field}: key {str(key)!r} {problem}", [field, key]))
             if not isinstance(value, str):
                 kind = {type(None): "nothing", bool: "a boolean", int: "a number", float: "a number",
                         dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
                 errors.append(error(f"{field}.{key}: the value must be a string, got {kind} "
                                     "(quote it)", [field, key]))
             elif field == "data":
-                try:
-                    base64.b64decode(value, validate=True)
+                try:  # the API server's decoder skips line breaks
+                    base64.b64decode(value.replace("\n", "").replace("\r", ""), validate=True)
                 except ValueError:
                     errors.append(error(f"data.{key}: the value is not base64 (put plain text "
                                         "under stringData)", [field, key]))

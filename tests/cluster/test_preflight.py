@@ -257,7 +257,7 @@ def test_a_value_other_than_auto_true_false_is_one_line(env, capfd):
     env.setenv("METRICS_SERVER_INSECURE_TLS", "yes")
     result = run(capfd, "template", "metrics-server")
     assert (result.code, result.err) == (
-        1, "error: METRICS_SERVER_INSECURE_TLS='yes': expected auto, true or false\n")
+        1, "error: METRICS_SERVER_INSECURE_TLS='yes' (environment): not true, false or auto\n")
 
 
 # --- 4. retired components ------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_errors_are_one_line_and_a_bad_variable_writes_nothing(tmp_path):
     fresh = tmp_path / "fresh"
     result = render("--kube-version", "1.37", "template", out=fresh, env={"POD_CIDR": "10.244.0.0/33"})
     assert (result.returncode, result.stderr.splitlines()) == (1, [
-        "error: POD_CIDR=10.244.0.0/33: '10.244.0.0/33' does not appear to be an IPv4 or IPv6 network"])
+        "error: POD_CIDR='10.244.0.0/33' (environment): not an IPv4 CIDR like 10.244.0.0/16"])
     assert not fresh.exists()
 
 

@@ -135,9 +135,13 @@ def test_the_readme_walkthrough(clone, env, tmp_path):
         same = make(clone, env, "diff", **cluster)
         assert (same.returncode, same.stdout) == (0, ""), same.stderr
         changed = make(clone, env, "diff", LIMIT_CPU_DEFAULT="750m", **cluster)
-        assert changed.returncode != 0
+        assert changed.returncode == 0, changed.stderr  # a change is no error; CI: render.py diff --exit-code
         headers = [line for line in changed.stdout.splitlines() if line.startswith("+++ ")]
         assert headers == ["+++ b/limitrange/default-limits"]
+        one = make(clone, env, "diff", C="namespace", LIMIT_CPU_DEFAULT="750m", **cluster)
+        assert [line for line in one.stdout.splitlines() if line.startswith("+++ ")] == headers, one.stderr
+        refused = make(clone, env, "diff", "local-storage", **cluster)
+        assert refused.returncode != 0 and "make diff C=local-storage" in refused.stderr
 
         # Delete: the namespace controller empties and finalizes the namespace for real. It
         # refuses to finish while an aggregated API is unavailable, as metrics.k8s.io is here

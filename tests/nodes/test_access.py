@@ -185,6 +185,14 @@ def tainted_node(control_plane):
 
 def test_untaint_master_removes_only_the_control_plane_taints(control_plane, tainted_node):
     admin = control_plane.kubeconfig
+    unnamed = make("untaint_master", {"KUBECONFIG": admin})
+    assert unnamed.returncode != 0 and unnamed.stderr.splitlines()[-2:-1] == [
+        "error: render.py untaint: the following arguments are required: NODE "
+        "(through make: NODE=... make untaint_master)"], unnamed.stderr
+    dry = render_py({"KUBECONFIG": admin}, "untaint", tainted_node, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.strip() == (
+        f"node/{tainted_node} untainted (server dry run): {CONTROL_PLANE_TAINT}"), dry.stdout + dry.stderr
+    assert CONTROL_PLANE_TAINT in [t["key"] for t in control_plane.get(f"/api/v1/nodes/{tainted_node}")["spec"]["taints"]]
     result = make("untaint_master", {"KUBECONFIG": admin, "NODE": tainted_node})
     assert result.returncode == 0, result.stderr
     assert f"warning: pods on {tainted_node} can reach the control plane's credentials" in result.stderr
@@ -217,8 +225,8 @@ def test_user_token_hours_must_be_a_sane_number_of_hours(tmp_path, fault_proxy):
     admin = fault_proxy.kubeconfig(tmp_path / "admin.conf")
     result = render_py({"KUBECONFIG": admin, "USER_TOKEN_HOURS": "inf"},
                        "kubeconfig", "--out", str(tmp_path / "out.conf"))
-    assert (result.returncode, result.stderr) == (1, "error: USER_TOKEN_HOURS must be a number of hours "
-                                                     "from 0.17 (10 minutes) to 87840, got 'inf'\n")
+    assert (result.returncode, result.stderr) == (1, "error: USER_TOKEN_HOURS='inf' (environment): not a number "
+                                                     "of hours from 0.17 (10 minutes) to 87840\n")
     assert fault_proxy.requests(method="POST") == []
     assert fault_proxy.requests(path=r"/serviceaccounts/") == []
     assert not (tmp_path / "out.conf").exists()

@@ -251,8 +251,9 @@ def test_quantities():
 BAD_INPUT = [
     # (case, layout (None: LAYOUT), claims, environment, the one error line)
     ("invalid quantity", None, None, {"POOL_SIZE_SMALL": "500Mb"},
-     'volumes/layout.yaml:5: pool pool-s: size "500Mb" (from $POOL_SIZE_SMALL) is not a Kubernetes quantity '
-     "such as 500Mi, 8Gi or 1Ti"),
+     "POOL_SIZE_SMALL='500Mb' (environment): not a Kubernetes quantity like 500m, 0.5, 256Mi or 8Gi"),
+    ("invalid quantity in the layout", LAYOUT.replace('size: "$POOL_SIZE_SMALL"', 'size: "500Mb"'), None, {},
+     'volumes/layout.yaml:5: pool pool-s: size "500Mb" is not a Kubernetes quantity such as 500Mi, 8Gi or 1Ti'),
     ("zero size", None, None, {"POOL_SIZE_MEDIUM": "0"},
      'volumes/layout.yaml:8: pool pool-m: size must be more than zero, got "0" (from $POOL_SIZE_MEDIUM)'),
     ("duplicate volume name", None, None, {"LOCAL_VOLUMES": "share"},
@@ -267,10 +268,14 @@ BAD_INPUT = [
     ("path inside another volume", LAYOUT.replace("/media/mythtv", "/share/mythtv"), None, {},
      f"volumes/layout.yaml:13: volume mythtv: path {ROOT_PATH}/share/mythtv is inside volume share"),
     ("relative root", None, None, {"K8S_VOLUMES_PATH": "volumes"},
-     'volumes/layout.yaml:1: root must be an absolute directory other than /, got "volumes" '
-     "(from $K8S_VOLUMES_PATH)"),
-    ("invalid name", None, None, {"LOCAL_VOLUMES": "My_Media"},
-     "volumes/layout.yaml:11: invalid volume name 'My_Media' (from $NAMED_VOLUMES): use at most 63 lowercase "
+     "K8S_VOLUMES_PATH='volumes' (environment): not an absolute path like /var/lib/k8s-volumes"),
+    ("the root itself", None, None, {"K8S_VOLUMES_PATH": "/"},
+     'volumes/layout.yaml:1: root must be an absolute directory other than /, got "/" (from $K8S_VOLUMES_PATH)'),
+    ("invalid name", None, None, {"NAMED_VOLUMES": "admin My_Media"},
+     "NAMED_VOLUMES='admin My_Media' (environment): not volume names like admin backup (DNS names), space "
+     "separated: 'My_Media' is not"),
+    ("invalid name in the layout", LAYOUT.replace("name: mythtv", "name: My_Media"), None, {},
+     "volumes/layout.yaml:13: invalid volume name 'My_Media': use at most 63 lowercase "
      "letters, digits, '-' and '.', starting and ending with a letter or digit"),
     ("same PV name as a pool volume", None, None, {"LOCAL_VOLUMES": "pv-8gi-0001"},
      "volumes/layout.yaml:11: volume pv-8gi-0001 has the same PersistentVolume name as pv-8Gi-0001 of pool pool-m"),
@@ -278,7 +283,7 @@ BAD_INPUT = [
      "volumes/layout.yaml:6: pools pool-s and pool-m both hold volumes of size 500Mi: their PersistentVolume "
      "names (pv-500mi-0001, ...) would be the same"),
     ("count", None, None, {"POOL_NUM_SMALL": "thirty"},
-     'volumes/layout.yaml:4: pool pool-s: count must be a whole number, got "thirty" (from $POOL_NUM_SMALL)'),
+     "POOL_NUM_SMALL='thirty' (environment): not a whole number from 0 to 10000"),
     ("decimal mode", LAYOUT.replace("mode: 0775", "mode: 775"), None, {},
      "volumes/layout.yaml:18: volume mythtv: mode 775 is not octal permission bits such as 0700; "
      'write 0775 or "0775"'),
@@ -297,7 +302,8 @@ BAD_INPUT = [
      "(kube1.example.com kube2.example.com kube3.example.com)"),
     ("empty K8S_NODES", None, None, {"K8S_NODES": ""}, "K8S_NODES is empty: set it to the cluster's node names"),
     ("not a node name", None, None, {"K8S_NODES": "kube1 Kube_2"},
-     "K8S_NODES: 'Kube_2' is not a Kubernetes node name (lowercase letters, digits, '-' and '.')"),
+     "K8S_NODES='kube1 Kube_2' (environment): not node names like kube1.example.com (DNS names), space "
+     "separated: 'Kube_2' is not"),
     ("claim too large", None, "claims:\n- name: big\n  volume: share\n  size: 1Ti\n", {},
      "volumes/claims.yaml:4: claim big asks for 1Ti, more than the 20Gi of volume share: it would never bind"),
     ("duplicate claim", None, "claims:\n- name: c\n  volume: share\n- name: c\n  volume: admin\n", {},
@@ -310,18 +316,16 @@ BAD_INPUT = [
     ("claim on a node without the volume", None, "claims:\n- name: c\n  volume: mythtv\n  node: kube2\n", {},
      "volumes/claims.yaml:4: claim c: volume mythtv is not on node kube2.example.com"),
     ("a pool too large to render", None, None, {"POOL_NUM_SMALL": "1000000"},
-     "volumes/layout.yaml:4: pool pool-s: count 1000000 (from $POOL_NUM_SMALL) is more than 10000 volumes"),
-    ("two dots in a name", None, None, {"LOCAL_VOLUMES": "a..b"},
-     "volumes/layout.yaml:11: invalid volume name 'a..b' (from $NAMED_VOLUMES): use at most 63 lowercase "
+     "POOL_NUM_SMALL='1000000' (environment): not a whole number from 0 to 10000"),
+    ("two dots in a name", LAYOUT.replace("name: mythtv", "name: a..b"), None, {},
+     "volumes/layout.yaml:13: invalid volume name 'a..b': use at most 63 lowercase "
      "letters, digits, '-' and '.', starting and ending with a letter or digit"),
-    ("a dot before a dash", None, None, {"LOCAL_VOLUMES": "c.-d"},
-     "volumes/layout.yaml:11: invalid volume name 'c.-d' (from $NAMED_VOLUMES): use at most 63 lowercase "
+    ("a dot before a dash", LAYOUT.replace("name: mythtv", "name: c.-d"), None, {},
+     "volumes/layout.yaml:13: invalid volume name 'c.-d': use at most 63 lowercase "
      "letters, digits, '-' and '.', starting and ending with a letter or digit"),
-    ("a PV name longer than 253", None, None, {"K8S_NODES": f"kube1.example.com {'a' * 240} kube3.example.com"},
-     f"volumes/layout.yaml:3: pool pool-s on node {'a' * 40}...: PersistentVolume name {'a' * 40}... has 254 "
-     "characters, more than 253"),
     ("a line break in the root", None, None, {"K8S_VOLUMES_PATH": "/var/lib/x\ny"},
-     "volumes/layout.yaml:1: root '/var/lib/x\\ny' (from $K8S_VOLUMES_PATH) contains a control character"),
+     "K8S_VOLUMES_PATH='/var/lib/x\\ny' (environment): not an absolute path like /var/lib/k8s-volumes "
+     "(it holds a control character)"),
     ("a control character in a path", LAYOUT.replace("path: $K8S_VOLUMES_PATH/media/mythtv",
                                                      'path: "$K8S_VOLUMES_PATH/media/my\\x1btv"'), None, {},
      f"volumes/layout.yaml:16: volume mythtv: path '{ROOT_PATH}/media/my\\x1btv' (from $K8S_VOLUMES_PATH) "

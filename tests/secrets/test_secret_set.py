@@ -62,7 +62,7 @@ def test_set_adds_keys_from_stdin_and_binary_values_go_to_data(keyed, tmp_path, 
                            "never on the command line, where process listings and shell history keep it"),
     (["a=-", "b=-"], "error: only one value can come from stdin (KEY=-)"),
     (["bad key=@x"], "error: 'bad key': expected KEY=@FILE or KEY=- (key: letters, digits, '-', '_' or '.')"),
-    (["password=@/nonexistent/pw"], "error: /nonexistent/pw: No such file or directory"),
+    (["password=@/nonexistent/pw"], "error: /nonexistent/pw: does not exist"),
     (["password=@/dev/zero"], "error: /dev/zero: not a regular file"),
 ])
 def test_bad_pairs_are_one_line_and_the_file_stays(keyed, pairs, line):
