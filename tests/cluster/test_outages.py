@@ -9,7 +9,6 @@ for ten seconds, starting at the ConfigMap's PATCH: discovery and the first writ
 done, the rest of the run is not.
 """
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import time
 import pytest
 
 from ..conftest import ROOT
+from .test_replies import small_project
 
 UNAVAILABLE = ('{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
                '"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}')
@@ -27,22 +27,13 @@ CONFIGMAP = r"/configmaps/settings$"
 
 @pytest.fixture
 def small(project, control_plane, fault_proxy, request, tmp_path):
-    tag = hashlib.sha256(request.node.name.encode()).hexdigest()[:6]
-    namespace, component = f"outages-{tag}", f"app-{tag}"
-    project.write("Makefile.vars", f"export K8S_NAMESPACE ?= {namespace}\n"
-                                   "export ADMIN_CTX ?= kubernetes-admin@kubernetes\n")
-    project.write(f"manifests/{component}/component.yaml", f"namespace: {namespace}\n")
-    project.write(f"manifests/{component}/10-namespace.yaml",
-                  f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n")
-    project.write(f"manifests/{component}/20-config.yaml",
-                  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n")
-    project.write(f"manifests/{component}/30-secret.yaml",
+    """test_replies' small component, with a Secret besides."""
+    made = small_project(project, control_plane, fault_proxy, request.node.name, tmp_path, prefix="outages")
+    project = next(made)
+    project.write(f"manifests/{project.component}/30-secret.yaml",
                   "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  b: '2'\n")
-    project.kubeconfig = fault_proxy.kubeconfig(tmp_path / "kubeconfig")
-    project.namespace, project.component = namespace, component
     yield project
-    subprocess.run(["kubectl", "--kubeconfig", control_plane.kubeconfig, "delete", "namespace", namespace,
-                    "--ignore-not-found", "--wait=false"], capture_output=True, timeout=60)
+    next(made, None)
 
 
 def run(project, command="apply", env=None):

@@ -25,15 +25,20 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 HTML = "<html><body><h1>502 Bad Gateway</h1>" + "<!-- padding -->" * 28 + "</body></html>\n"
 
 
-def names(test_name):
+def names(test_name, prefix="replies"):
     tag = hashlib.sha256(test_name.encode()).hexdigest()[:6]
-    return f"replies-{tag}", f"app-{tag}"
+    return f"{prefix}-{tag}", f"app-{tag}"
 
 
 @pytest.fixture
 def small(project, control_plane, fault_proxy, request, tmp_path):
     """A component `app-<tag>` (Namespace and ConfigMap) in `project`, through the proxy."""
-    namespace, component = names(request.node.name)
+    yield from small_project(project, control_plane, fault_proxy, request.node.name, tmp_path)
+
+
+def small_project(project, control_plane, fault_proxy, test_name, tmp_path, prefix="replies"):
+    """`small`'s body, for other modules' fixtures: the project, then the namespace deleted."""
+    namespace, component = names(test_name, prefix)
     project.write("Makefile.vars", f"export K8S_NAMESPACE ?= {namespace}\n"
                                    "export ADMIN_CTX ?= kubernetes-admin@kubernetes\n")
     project.write(f"manifests/{component}/component.yaml", f"namespace: {namespace}\n")
