@@ -85,12 +85,14 @@ def _list(cluster, path, **params):
     return json.loads(response.data).get("items") or [], None
 
 
-def enforcement(cluster, objects):
+def enforcement(cluster, objects, daemonsets=None):
     """(warning, note): warning is one line or None; note says what was found when all is well.
 
     Parameters:
         cluster: a k8s.cluster.Cluster with rights to list DaemonSets in all namespaces.
         objects: the rendered set (RenderedObjects or dicts).
+        daemonsets: the DaemonSets of every namespace when the caller has listed them
+            already (preflight has), so one run lists them once; None lists them here.
     """
     objects = list(objects)
     rendered = [_data(o) for o in objects]
@@ -106,7 +108,9 @@ def enforcement(cluster, objects):
             return None, "no NetworkPolicies rendered or in the cluster"
         subject = "the cluster's NetworkPolicies are"
 
-    daemonsets, forbidden = _list(cluster, DAEMONSETS_PATH)
+    forbidden = None
+    if daemonsets is None:
+        daemonsets, forbidden = _list(cluster, DAEMONSETS_PATH)
     if forbidden:
         return f"cannot tell whether NetworkPolicies are enforced: {forbidden}", None
     ready, stalled = [], []

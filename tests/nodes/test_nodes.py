@@ -299,7 +299,7 @@ def test_owned_labels_reads_managed_fields():
     assert nodes.node_body("n", {}) == {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}
 
 
-@pytest.mark.parametrize("key,env", [("kube1.$DOMAIN", {"DOMAIN": ""}), ("kube1..$DOMAIN", {}),
+@pytest.mark.parametrize("key,env", [("Kube1.$DOMAIN", {}), ("kube1..$DOMAIN", {}),
                                      ("Kube1", {}), ("'?watch=1'", {}), ("a" * 254, {})])
 def test_node_names_must_be_dns_subdomains_and_errors_name_the_key_line(labelled, key, env):
     labelled.write_map(f"labels:\n  {labelled.names[1]}:\n    a: b\n  {key}:\n    a: b\n")
