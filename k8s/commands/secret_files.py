@@ -214,6 +214,8 @@ def cmd_list(args):
     bad = dict(unencrypted(paths))
     rows = []
     cluster = None
+    from ..core.files import read_text
+
     failed = bool(bad)
     try:
         for path in paths:
@@ -222,8 +224,7 @@ def cmd_list(args):
             if path in bad:
                 row["error"] = f"NOT ENCRYPTED ({bad[path]}): refused"
                 continue
-            with open(path, encoding="utf-8") as f:
-                docs = sops.load_encrypted(f.read())
+            docs = sops.load_encrypted(read_text(path, "secret file"))
             meta = sops.metadata(docs)
             row["recipients"] = sops.recipients(meta)
             row["objects"] = [clear_row(doc) for doc in docs if isinstance(doc, dict) and "kind" in doc]

@@ -84,13 +84,10 @@ def cmd_sops_config(args):
     keys.check_fingerprints(pgp)
     keys.check_age_recipients(age)
     text = keys.sops_config(pgp, age)
+    from ..core.files import read_text
+
     if os.path.exists(ws.config):
-        try:
-            with open(ws.config, encoding="utf-8") as f:
-                current = f.read()
-        except (OSError, UnicodeDecodeError) as err:
-            raise UserError(f"cannot read: {getattr(err, 'strerror', None) or 'not UTF-8 text'}",
-                            file=ws.config) from None
+        current = read_text(ws.config, "sops config")
         if current == text:
             out(f"{ws.config} is up to date")
             return 0

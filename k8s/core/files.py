@@ -16,6 +16,9 @@ real file of that kind holds and far below what would hurt:
     secret file   8 MiB  secrets/*.yml, sops-encrypted (1 MiB of values in base64
                          plus sops' encoding and MAC)
     key           1 MiB  key files (age keys.txt, ssh keys just made)
+    kubeconfig    8 MiB  the admin kubeconfig `make kubeconfig` reads (certificates
+                         inline make it a few KiB a context)
+    sops config   1 MiB  secrets/.sops.yaml (a few hundred bytes)
     schema       64 MiB  the Kubernetes JSON schemas validate.py reads (~2 MiB)
 """
 
@@ -33,10 +36,13 @@ LIMITS = {
     "secret value": 1 * MIB,
     "secret file": 8 * MIB,
     "key": 1 * MIB,
+    "kubeconfig": 8 * MIB,
+    "sops config": 1 * MIB,
     "schema": 64 * MIB,
 }
 _NAMES = {"vars": "a vars file", "manifest": "a manifest", "settings": "a component.yaml",
-          "secret value": "a secret value file", "secret file": "a secret file", "key": "a key file",
+          "secret value": "a secret value file", "secret file": "a secret file", "key": "a key file", "kubeconfig": "a kubeconfig",
+          "sops config": "a .sops.yaml",
           "schema": "a schema file"}
 
 

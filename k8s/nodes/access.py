@@ -82,8 +82,9 @@ def user_kubeconfig(admin_path, admin_context, cluster_name, namespace, token):
     """
     import yaml
 
-    with open(admin_path, encoding="utf-8") as f:
-        admin = yaml.safe_load(f) or {}
+    from ..core.files import read_text
+
+    admin = yaml.safe_load(read_text(admin_path, "kubeconfig", f"kubeconfig {admin_path}")) or {}
     if not isinstance(admin, dict):
         raise UserError(f"kubeconfig {admin_path}: expected a mapping")
     by_name = {kind: {e.get("name"): e for e in admin.get(kind) or [] if isinstance(e, dict)}

@@ -146,12 +146,12 @@ class KeyFile:
 
     def labels(self):
         """[(provider, name)] from the clear annotation, without decrypting."""
+        from ..core.files import read_text
         from ..secrets import files as secrets, sops
 
         self.require()
         secrets.refuse_unencrypted([self.path])
-        with open(self.path, encoding="utf-8") as f:
-            docs = sops.load_encrypted(f.read())
+        docs = sops.load_encrypted(read_text(self.path, "secret file"))
         doc = next((d for d in docs or () if isinstance(d, dict) and d.get("kind")), {})
         annotations = _mapping(doc, self.path, "metadata", "annotations")
         try:

@@ -364,10 +364,11 @@ def failure(path, result, encrypting=False):
 
 
 def _no_key_message(path, err):
+    from ..core.files import read_text
+
     try:
-        with open(path, encoding="utf-8") as f:
-            keys = recipients(metadata(load_encrypted(f.read())))
-    except OSError:
+        keys = recipients(metadata(load_encrypted(read_text(path, "secret file"))))
+    except UserError:  # the message is about the missing key: an unreadable file just names none
         keys = []
     hint = ""
     if "pinentry" in err or "Inappropriate ioctl" in err or "No passphrase" in err.lower():

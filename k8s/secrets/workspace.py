@@ -69,9 +69,10 @@ class Workspace:
         from . import sops
         from ..errors import UserError
 
+        from ..core.files import read_text
+
         refuse_unencrypted([path])
-        with open(path, encoding="utf-8") as f:
-            meta = sops.metadata(sops.load_encrypted(f.read()))
+        meta = sops.metadata(sops.load_encrypted(read_text(path, "secret file")))
         try:
             return self.sops.decrypt(path).decode("utf-8"), meta
         except UnicodeDecodeError:

@@ -91,7 +91,9 @@ def test_text_must_be_utf8_without_nul(tmp_path):
 def test_every_open_for_reading_in_the_files_of_this_change_goes_through_files_py():
     """The modules below read only through k8s.core.files (writes use os.open/os.fdopen)."""
     owned = ["k8s/core/variables.py", "k8s/core/validate.py", "k8s/core/render.py", "k8s/core/kinds.py",
-             "k8s/secrets/files.py", "k8s/secrets/new.py", "k8s/secrets/objects.py", "k8s/secrets/keys.py"]
+             "k8s/secrets/files.py", "k8s/secrets/new.py", "k8s/secrets/objects.py", "k8s/secrets/keys.py",
+             "k8s/secrets/workspace.py", "k8s/secrets/sops.py", "k8s/commands/secret_files.py",
+             "k8s/nodes/encryption.py", "k8s/nodes/access.py"]
     for rel in owned:
         with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
             source = f.read()
@@ -192,6 +194,19 @@ def test_secret_files_never_skip_a_bad_entry(tmp_path, make, message):
     make(folder)
     assert error_of(secret_files, str(folder)) == f"{folder}/db.yml: {message}"
     assert error_of(secret_files, str(folder), ["db"]) == f"{folder}/db.yml: {message}"
+
+
+def test_the_admin_kubeconfig_and_sops_config_are_bounded(project, tmp_path):
+    from k8s.nodes import access
+
+    os.mkfifo(tmp_path / "admin.conf")
+    assert error_of(access.user_kubeconfig, str(tmp_path / "admin.conf"), "admin", "k", "ns", "t") == \
+        f"kubeconfig {tmp_path}/admin.conf: not a regular file (a FIFO)"
+    (tmp_path / "secrets").mkdir()
+    os.mkfifo(tmp_path / "secrets" / ".sops.yaml")
+    result = project.run("secrets", "sops-config", "--pgp", "0" * 40)
+    assert result.returncode == 1, result.stderr
+    assert first_error(result) == "error: secrets/.sops.yaml: not a regular file (a FIFO)"
 
 
 def test_secrets_check_and_apply_refuse_a_dangling_symlink(project, tmp_path):
