@@ -4,7 +4,7 @@ import os
 import sys
 
 from .. import steps
-from .options import dry_run
+from .options import dry_run, namespace
 
 
 def register(commands):
@@ -13,6 +13,7 @@ def register(commands):
     p.add_argument("--out", metavar="FILE", help="default: $KUBECONFIG_OUT")
     p.add_argument("--context", help="admin context (default: $ADMIN_CTX)")
     p.add_argument("--kubeconfig", help="admin kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    namespace(p, "the namespace user's namespace, the user context's default")
     p.set_defaults(run=cmd_kubeconfig, parallel=1)
 
     p = commands.add_parser("untaint", help="let workloads run on a control-plane node")

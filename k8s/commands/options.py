@@ -30,6 +30,12 @@ def dry_run(p, client=None):
         p.add_argument("--dry-run=client", dest="dry_run", action="store_const", const="client", help=client)
 
 
+def namespace(p, what):
+    """`-n/--namespace`: the one namespace a command acts in, kubectl's flag. It stands for
+    K8S_NAMESPACE in this run (k8s.core.settings), checked like the variable."""
+    p.add_argument("-n", "--namespace", help=f"{what} (default: $K8S_NAMESPACE)")
+
+
 def output(p):
     """`-o text|json|yaml`: lines for people, or the same report as data (kubectl's -o)."""
     p.add_argument("-o", "--output", choices=("text", "json", "yaml"), default="text",

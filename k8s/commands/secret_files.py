@@ -151,6 +151,7 @@ def cmd_apply(args):
     from ..cluster.apply import Engine
 
     ws = Workspace(args)
+    ws.variables  # a bad variable or -n is refused even when there is nothing to apply
     paths = secret_files(ws.directory, args.names)
     if not paths:
         out(f"no secret files in {ws.directory}/")
@@ -210,6 +211,7 @@ def cmd_list(args):
     from ..errors import UserError
 
     ws = Workspace(args)
+    ws.variables  # a bad variable or -n is refused before any file is read
     paths = secret_files(ws.directory)
     bad = dict(unencrypted(paths))
     rows = []

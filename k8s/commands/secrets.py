@@ -24,7 +24,7 @@ k8s.secrets. Only the standard library is imported at module level so
 
 import argparse
 
-from .options import cluster_options, dry_run
+from .options import cluster_options, dry_run, namespace
 from .secret_files import (MAX_PAIRS, cmd_apply, cmd_check, cmd_create, cmd_edit, cmd_list, cmd_rotate,
                            cmd_ssh_keys)
 from .secret_keys import cmd_gen_age, cmd_gen_gpg, cmd_sops_config
@@ -65,7 +65,8 @@ def register(commands):
                    help="a value (repeatable); it shows in your shell history: prefer --from-file")
     p.add_argument("--from-file", action="append", metavar="[KEY=]PATH",
                    help="a value read from a file (repeatable)")
-    p.add_argument("--namespace", help="default: $K8S_NAMESPACE, substituted when applied")
+    namespace(p, "the Secret's namespace, written into the file; without it $K8S_NAMESPACE is, "
+                 "substituted when applied")
     p.add_argument("--type", default="Opaque", help="Secret type (default: %(default)s)")
     p.add_argument("--edit", dest="edit", action="store_true", default=None,
                    help="open $EDITOR even with values given (needs a terminal on stdin)")
@@ -78,7 +79,8 @@ def register(commands):
     p.add_argument("name", metavar="NAME", help="the Secret's name: secrets/NAME.yml")
     p.add_argument("--pairs", type=int, default=2,
                    help=f"how many keypairs, 1 to {MAX_PAIRS} (default: %(default)s)")
-    p.add_argument("--namespace", help="default: $K8S_NAMESPACE, substituted when applied")
+    namespace(p, "the Secret's namespace, written into the file; without it $K8S_NAMESPACE is, "
+                 "substituted when applied")
     p.set_defaults(run=cmd_ssh_keys)
 
     p = sub.add_parser("edit", help="edit secrets/NAME.yml in $EDITOR (sops edit)")
@@ -98,6 +100,7 @@ def register(commands):
                    help="accept this kind besides Secret (repeatable)")
     p.add_argument("--force-conflicts", action="store_true",
                    help="take over fields set by other field managers (e.g. kubectl create)")
+    namespace(p, "K8S_NAMESPACE for this run: where secrets whose file says $K8S_NAMESPACE go")
     dry_run(p)
     cluster_options(p, applying=False)
     p.set_defaults(run=cmd_apply)
@@ -105,6 +108,8 @@ def register(commands):
     p = sub.add_parser("list", help="each file: its keys, recipients and whether the cluster has it")
     p.add_argument("--no-cluster", action="store_true", help="do not decrypt or ask the cluster")
     p.add_argument("--allow-kind", action="append", metavar="KIND", help=argparse.SUPPRESS)
+    namespace(p, "K8S_NAMESPACE for this run: where the cluster is asked for secrets whose file "
+                 "says $K8S_NAMESPACE")
     cluster_options(p, applying=False)
     p.set_defaults(run=cmd_list)
 

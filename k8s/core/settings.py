@@ -17,6 +17,8 @@ def load_variables(args):
 
     overlay = args.vars_file or os.environ.get("VARS_FILE") or None
     found = variables.load_variables(args.vars, overlay=overlay)
+    if getattr(args, "namespace", None) is not None:  # -n/--namespace: this run's K8S_NAMESPACE
+        found["K8S_NAMESPACE"] = variables.Variable("K8S_NAMESPACE", args.namespace, "-n/--namespace")
     shapes.check(found)
     return found
 

@@ -67,9 +67,8 @@ class Workspace:
     def decrypt(self, path):
         """(plaintext str, sops metadata) of `path`, in memory."""
         from . import sops
-        from ..errors import UserError
-
         from ..core.files import read_text
+        from ..errors import UserError
 
         refuse_unencrypted([path])
         meta = sops.metadata(sops.load_encrypted(read_text(path, "secret file")))

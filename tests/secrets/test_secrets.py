@@ -423,6 +423,29 @@ def test_apply_creates_then_updates_and_removes_keys(keyed, cluster):
     assert dry.code == 0 and dry.out == "secret/db unchanged (server dry run)\n1 unchanged (server dry run)\n"
 
 
+def test_namespace_flag_is_this_runs_k8s_namespace(keyed, cluster, control_plane):
+    """`-n` stands for K8S_NAMESPACE in one run, as kubectl's flag does: a file that says
+    $K8S_NAMESPACE goes there; a bad name is the variable's one line, before any request."""
+    repo = keyed
+    other = new_namespace(control_plane, "secrets-n")
+    try:
+        repo.run("create", "db", "--from-literal", "password=first")
+        result = repo.run("apply", "-n", other, "db")
+        assert (result.code, result.out) == (0, "secret/db created\n1 created\n"), result.err
+        assert control_plane.get(f"/api/v1/namespaces/{other}/secrets/db", check=False) is not None
+        assert cluster.get("db") is None  # not in $K8S_NAMESPACE
+        listed = json.loads(repo.run("list", "--namespace", other, "-o", "json").out)
+        assert [o["cluster"] for row in listed for o in row["objects"]] == ["in sync"], listed
+
+        before = len(cluster.proxy.requests())
+        bad = repo.run("apply", "-n", "Not_a_namespace")
+        assert one_error_line(bad).startswith(
+            "error: K8S_NAMESPACE='Not_a_namespace' (-n/--namespace): not a DNS label"), bad.err
+        assert len(cluster.proxy.requests()) == before
+    finally:
+        kubectl(control_plane, "delete", "namespace", other, "--wait=false")
+
+
 def test_dry_run_says_configured_exactly_when_the_apply_would_change_the_secret(keyed, cluster):
     """A server-side dry run answers with the resourceVersion the object already has, so that
     version cannot tell `unchanged` from `configured` (it once printed `unchanged (server dry run)`
