@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import readiness, wait as waits
-from .connection import ApiError, document
+from .connection import ApiError, BadReply, document
 from ..errors import UserError
 
 FIELD_MANAGER = "k8s-toolkit"
@@ -207,6 +207,8 @@ class Engine:
             waits.wait_until_ready(pending, self.cluster_for, self.timeout, label=label,
                                    progress=self._progress if self.board else self.say,
                                    status=lambda text: self.status(label, text))
+        except BadReply:
+            raise
         except UserError as err:
             return str(err)
         return None
@@ -232,6 +234,8 @@ class Engine:
             response = cluster.call(lambda: cluster.dynamic.server_side_apply(
                 resource, body=sent, name=obj.name, namespace=namespace, **params),
                 obj=obj.ref)
+        except BadReply:
+            raise  # the server's answers cannot be used: the run ends (install.FATAL)
         except (ApiError, UserError) as err:
             return Outcome(obj, "failed", self.scrub(obj.data, err.message))
         data = document(response)
@@ -333,6 +337,8 @@ class Engine:
             if err.status == 404:
                 return Outcome(obj, "not found")
             return Outcome(obj, "failed", err.message)
+        except BadReply:
+            raise
         except UserError as err:
             return Outcome(obj, "failed", err.message)
         try:

@@ -22,7 +22,7 @@ class Result:
         return f"{self.name}: {self.state}" + (f" ({self.reason})" if self.reason else "")
 
 
-def run(depends, work, parallel=4, on_done=None):
+def run(depends, work, parallel=4, on_done=None, fatal=()):
     """Run `work(name)` for every name of `depends`, dependencies first.
 
     Parameters:
@@ -31,6 +31,9 @@ def run(depends, work, parallel=4, on_done=None):
         work: name -> (ok, reason); an exception counts as a failure with its text.
         parallel: components under way at once.
         on_done: called with each Result as it is decided.
+        fatal: exception types that end the whole run (a server whose answers cannot be
+            used fails every component alike): nothing new starts, the components under
+            way finish, then the first such exception is raised.
     Returns {name: Result}.
     """
     results = {}
@@ -41,9 +44,14 @@ def run(depends, work, parallel=4, on_done=None):
         if on_done:
             on_done(result)
 
+    stop = []
+
     def attempt(name):
         try:
             ok, reason = work(name)
+        except fatal as err:
+            stop.append(err)
+            return Result(name, FAILED, str(err))
         except Exception as err:  # noqa: BLE001 - one component's failure must not stop the others
             return Result(name, FAILED, str(err) or type(err).__name__)
         return Result(name, READY if ok else FAILED, "" if ok else reason)
@@ -51,6 +59,8 @@ def run(depends, work, parallel=4, on_done=None):
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         running = {}
         while pending or running:
+            if stop:
+                pending.clear()
             progressed = False
             for name in sorted(pending):
                 needs = [d for d in depends[name] if d in depends]
@@ -73,5 +83,9 @@ def run(depends, work, parallel=4, on_done=None):
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 del running[future]
-                decide(future.result())
+                result = future.result()
+                if not stop:
+                    decide(result)
+    if stop:
+        raise stop[0]
     return results

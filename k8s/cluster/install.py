@@ -15,9 +15,13 @@ import threading
 
 from . import applyset, graph
 from .apply import Outcome, Run
+from .connection import BadReply
 from ..core import order
 
 COMPONENTS_AT_ONCE = 4
+# An answer the toolkit cannot use is the server's fault, not one component's: the
+# run ends with its one line instead of failing components one by one.
+FATAL = (BadReply,)
 
 
 def install(engine, components, objects, dry_run=False):
@@ -45,7 +49,7 @@ def install(engine, components, objects, dry_run=False):
         if result.state != graph.READY:
             engine.say(result.line())
 
-    results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE, on_done=done)
+    results = graph.run(depends, work, parallel=COMPONENTS_AT_ONCE, on_done=done, fatal=FATAL)
     for c in components:
         if results[c.name].state == graph.SKIPPED:
             for obj in by_component[c.name]:
@@ -77,7 +81,7 @@ def delete(engine, components, objects, dry_run=False):
             applyset.forget(engine.cluster_for(name), name)
         return True, ""
 
-    results = graph.run(needed_by, work, parallel=COMPONENTS_AT_ONCE,
+    results = graph.run(needed_by, work, parallel=COMPONENTS_AT_ONCE, fatal=FATAL,
                         on_done=lambda r: r.state != graph.READY and engine.say(r.line()))
     run.components = [graph.Result(c.name, "deleted" if results[c.name].state == graph.READY
                                    else results[c.name].state, results[c.name].reason)

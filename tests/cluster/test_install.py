@@ -454,3 +454,36 @@ def test_a_terminal_gets_a_live_board_unless_no_color(cluster_project, control_p
         assert "\x1b[" not in screen  # plain lines: no cursor movement, no colour
     else:
         assert "\x1b[" in screen and "waiting for deployment.apps/web" in screen  # the board's row, redrawn
+
+
+def test_a_fatal_error_ends_the_graph_after_the_components_under_way():
+    """graph.run's `fatal`: nothing starts after it, what runs finishes, then it is raised;
+    any other exception fails its own component only."""
+    import threading
+
+    from k8s.cluster import graph
+
+    started, release = [], threading.Event()
+
+    class Fatal(Exception):
+        pass
+
+    def work(name):
+        started.append(name)
+        if name == "slow":
+            release.wait(5)
+            return True, ""
+        if name == "bad":
+            release.set()
+            raise Fatal("the server's answer cannot be used")
+        if name == "broken":
+            raise ValueError("only mine")
+        return True, ""
+
+    depends = {"slow": [], "bad": [], "after": ["bad"], "later": ["slow"]}
+    with pytest.raises(Fatal, match="cannot be used"):
+        graph.run(depends, work, parallel=2, fatal=(Fatal,))
+    assert sorted(started) == ["bad", "slow"]  # "later" and "after" never started
+
+    results = graph.run({"broken": [], "fine": [], "next": ["broken"]}, work, fatal=(Fatal,))
+    assert {n: r.state for n, r in results.items()} == {"broken": "failed", "fine": "ready", "next": "skipped"}
