@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ..cluster.test_replies import without
 from ..conftest import ROOT
 from ..controlplane.faults import FaultProxy
 from ..controlplane.harness import kubeconfig_text
@@ -32,6 +33,8 @@ CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:
 NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n"
 SECRET = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {value}\n"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+NOT_A_LABEL = ("not a DNS label like worker (at most 63 lowercase letters, digits and '-') that YAML reads "
+               "as text (0, 1e3, y and no are not)")
 # What kube-apiserver answers when it cannot serve a request (as for an unavailable aggregated API).
 UNAVAILABLE = ('{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
                '"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}')
@@ -283,6 +286,18 @@ CASES = {
                                               stream="stdout", before_apply=False, first_line=(
         "configmap/settings failed: the server is currently unable to handle the request "
         "(503, still failing after retrying for 2s)")),
+    # --- -n/--namespace: this run's K8S_NAMESPACE, checked like it ---------------------------
+    "secrets apply -n with a bad name": Case(secret=True, args=("secrets", "apply", "-n", "Bad_ns"), first_line=(
+        "error: K8S_NAMESPACE='Bad_ns' (-n/--namespace): " + NOT_A_LABEL)),
+    "secrets list -n that YAML reads as a number": Case(args=("secrets", "list", "-n", "1e3"), first_line=(
+        "error: K8S_NAMESPACE='1e3' (-n/--namespace): " + NOT_A_LABEL)),
+    "kubeconfig -n with a trailing dot": Case(args=("kubeconfig", "-n", "worker."), first_line=(
+        "error: K8S_NAMESPACE='worker.' (-n/--namespace): " + NOT_A_LABEL)),
+    "a malformed apply answer mid-component": Case(
+        setup=fault(method="PATCH", path="/configmaps/settings$", status=200, rewrite=without("metadata"),
+                    content_type=None),
+        before_apply=False, first_line="error: {url} PATCH /api/v1/namespaces/{namespace}/configmaps/settings: "
+                                       "the reply has no metadata"),
 }
 
 
