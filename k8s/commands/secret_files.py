@@ -207,6 +207,7 @@ def _owners(args, ws):
 
 
 def cmd_list(args):
+    from ..core.files import read_text
     from ..secrets import sops
     from ..errors import UserError
 
@@ -216,8 +217,6 @@ def cmd_list(args):
     bad = dict(unencrypted(paths))
     rows = []
     cluster = None
-    from ..core.files import read_text
-
     failed = bool(bad)
     try:
         for path in paths:

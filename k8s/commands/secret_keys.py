@@ -59,6 +59,7 @@ def cmd_gen_age(args):
 
 
 def cmd_sops_config(args):
+    from ..core.files import read_text
     from ..secrets import keys
     from ..errors import UserError
 
@@ -84,8 +85,6 @@ def cmd_sops_config(args):
     keys.check_fingerprints(pgp)
     keys.check_age_recipients(age)
     text = keys.sops_config(pgp, age)
-    from ..core.files import read_text
-
     if os.path.exists(ws.config):
         current = read_text(ws.config, "sops config")
         if current == text:
