@@ -6,27 +6,10 @@ Nothing is written to a cluster unless every selected component rendered and
 validated: `connected_run` renders for the server's version before `work` runs.
 """
 
-import os
 import sys
 
 from .core.settings import kube_version, load_variables, read_values, values  # noqa: F401 (the commands use them from here)
 
-
-def write_files(folder, files):
-    """Write {file name: text} into `folder` (made if need be); their paths, in order.
-    What the system refuses (a file where the folder should be, no permission) is one line."""
-    from .errors import UserError
-
-    paths = []
-    try:
-        os.makedirs(folder, exist_ok=True)
-        for name, text in files.items():
-            paths.append(os.path.join(folder, name))
-            with open(paths[-1], "w", encoding="utf-8") as f:
-                f.write(text)
-    except OSError as err:
-        raise UserError(f"cannot write: {err.strerror}", file=err.filename or folder) from None
-    return paths
 
 
 def select_components(args, variable_values, version):

@@ -77,6 +77,9 @@ def write(folder, files, known=(), prune=False, remove=()):
             record = (set(before) - stale) | set(files)
         _write_list(folder, record)
     except OSError as err:
+        if not os.path.isdir(folder) and os.path.lexists(folder):
+            raise UserError("not a folder: the output goes into a folder (give a new or existing "
+                            "folder)", file=folder) from None
         raise UserError(f"cannot write: {err.strerror}", file=err.filename or folder) from None
     return written, removed
 

@@ -298,6 +298,26 @@ CASES = {
                     content_type=None),
         before_apply=False, first_line="error: {url} PATCH /api/v1/namespaces/{namespace}/configmaps/settings: "
                                        "the reply has no metadata"),
+    # --- the command line ------------------------------------------------------------------------
+    "an unknown component": Case(args=("apply", "nope"), code=2, first_line=(
+        "error: unknown component nope (known: app)")),
+    "a retry budget below zero": Case(args=("apply", "--retry-for", "-1", "app"), code=2, first_line=(
+        "error: render.py apply: argument --retry-for: expected a number above 0, got '-1'")),
+    "an output format kubectl does not have": Case(args=("components", "-o", "table"), code=2, first_line=(
+        "error: render.py components: argument -o/--output: invalid choice: 'table' (choose from 'text', "
+        "'json', 'yaml')")),
+    "a Kubernetes version without its minor": Case(args=("validate", "--kube-version", "2"), first_line=(
+        "error: --kube-version: invalid Kubernetes version '2', expected MAJOR.MINOR like 1.31")),
+    "template --out onto a file": Case(args=("template", "app", "--out", "/dev/null"), first_line=(
+        "error: /dev/null: not a folder: the output goes into a folder (give a new or existing folder)")),
+    "an unknown variable asked for": Case(args=("vars", "NOPE"), first_line="error: unknown variable 'NOPE'"),
+    "untaint without its node": Case(args=("untaint",), code=2, first_line=(
+        "error: render.py untaint: the following arguments are required: NODE (through make: NODE=... "
+        "make untaint_master)")),
+    "a Secret name that is no DNS name": Case(args=("secrets", "create", "Bad_Name", "--from-literal", "a=b",
+                                                    "--no-edit"), code=2, first_line=(
+        "error: 'Bad_Name' is not a valid Secret name (lower case letters, digits, '-' and '.', starting and "
+        "ending with a letter or digit: a DNS-1123 subdomain)")),
 }
 
 
