@@ -19,20 +19,52 @@ MAKE_TARGETS = {"untaint": "untaint_master", "encryption rotate": "encryption_ro
                 "encryption install": "encryption_install", "audit install": "audit_install",
                 "persistent-dirs": "persistent_dirs", "secrets set": "secret_set",
                 "secrets create": "secrets/NAME.yml"}
+# The make variable that gives an argument, where it is not the argument's own name.
+MAKE_VARIABLES = {"KEY=@FILE|KEY=-": 'SET="KEY=@FILE ..."'}
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors: the problem, and the make form when an argument a
     make variable gives is missing (`make untaint_master` without NODE)."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self.argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message):
         command = self.prog.partition(" ")[2]
+        misplaced = None if command else _misplaced_option(self, getattr(self, "argv", ()))
+        if misplaced:
+            option, name = misplaced
+            self.exit(2, f"error: {self.prog}: {option} is an option of {name}: give it after the command "
+                         f"(render.py {name} {option} ...); only {', '.join(GLOBAL_OPTIONS)} go before it\n")
         hint = ""
         if "required" in message and command in MAKE_TARGETS:
             names = [a.metavar for a in self._actions if a.required and a.metavar and a.metavar.isupper()]
             if names:
-                hint = f" (through make: {' '.join(f'{n}=...' for n in names)} make {MAKE_TARGETS[command]})"
+                hint = (f" (through make: {' '.join(MAKE_VARIABLES.get(n, f'{n}=...') for n in names)} "
+                        f"make {MAKE_TARGETS[command]})")
         self.exit(2, f"error: {self.prog}: {message}{hint}\n")
+
+
+GLOBAL_OPTIONS = ("--vars", "--vars-file", "--manifests", "--kube-version", "--debug")
+
+
+def _misplaced_option(parser, argv):
+    """(option, command) when an option of the command comes before the command's name
+    (`render.py --retry-for 5 apply`), which argparse reports as an unknown command "5"."""
+    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    before = []
+    for token in argv:
+        if token in commands:
+            sub = commands[token]
+            for option in before:
+                if option in sub._option_string_actions and option not in parser._option_string_actions:
+                    return option, token
+            return None
+        if token.startswith("-"):
+            before.append(token.partition("=")[0])
+    return None
 
 
 class _Version(argparse.Action):

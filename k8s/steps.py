@@ -12,17 +12,23 @@ from .core.settings import kube_version, load_variables, read_values, values  # 
 
 
 
-def select_components(args, variable_values, version):
-    """The requested components (all by default) in dependency order, and those skipped."""
-    from .core import components, order
+def check_known(names, found):
+    """A UsageError naming the `names` no component of `found` has, with the known ones."""
     from .errors import UsageError
 
-    found = order.component_order(components.discover(args.manifests, variable_values))
-    names = getattr(args, "components", None) or []
     unknown = sorted(set(names) - {c.name for c in found})
     if unknown:
         raise UsageError(f"unknown component {', '.join(unknown)} "
-                         f"(known: {', '.join(c.name for c in found)})")
+                         f"(known: {', '.join(sorted(c.name for c in found))})")
+
+
+def select_components(args, variable_values, version):
+    """The requested components (all by default) in dependency order, and those skipped."""
+    from .core import components, order
+
+    found = order.component_order(components.discover(args.manifests, variable_values))
+    names = getattr(args, "components", None) or []
+    check_known(names, found)
     wanted = [c for c in found if not names or c.name in names]
     return ([c for c in wanted if c.supports(version)],
             [c for c in wanted if not c.supports(version)])
@@ -114,6 +120,7 @@ def connected_run(args, work, only_install=False, with_secrets=True, preflight=N
 
     variable_values = values(load_variables(args))
     found = components.discover(args.manifests, variable_values)
+    check_known(args.components or [], found)  # a mistyped name before any connection
     clusters = Clusters(args, variable_values, found)
     try:
         first = (args.components or [c.name for c in order.component_order(found)] or [None])[0]

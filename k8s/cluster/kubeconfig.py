@@ -6,8 +6,12 @@ plugin's own error (its exit code and last stderr line), not the anonymous
 "forbidden" the API server would answer without credentials.
 """
 
+import base64
+import binascii
+import os
 import re
 
+from ..core.files import read_text
 from ..errors import UserError
 
 
@@ -64,42 +68,24 @@ def load(path, context, configuration):
 
 def _exec_user(path, context):
     """(user name, exec command) of the context's user, or (None, None)."""
-    import yaml
-
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+        data = _read(path) or {}
         name = context or data.get("current-context")
         entry = next(c for c in data.get("contexts") or () if isinstance(c, dict) and c.get("name") == name)
         user = (entry.get("context") or {}).get("user")
         found = next(u for u in data.get("users") or () if isinstance(u, dict) and u.get("name") == user)
         command = ((found.get("user") or {}).get("exec") or {}).get("command")
-    except (OSError, ValueError, StopIteration, AttributeError, yaml.YAMLError):
+    except (UserError, ValueError, StopIteration, AttributeError):
         return None, None
     return (user, command) if command else (None, None)
 
 
 def check(path, context=None):
     """A kubeconfig that is missing, not a readable YAML mapping, or whose context names a
-    cluster or user it does not have: one line saying so, before the client trips over it
-    with a message about its own internals."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise UserError(f"kubeconfig {path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"kubeconfig {path}: a directory, not a file") from None
-    except OSError as err:
-        raise UserError(f"kubeconfig {path}: cannot read: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"kubeconfig {path}: not UTF-8 text") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"kubeconfig {path}{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    cluster or user it does not have, or a certificate file that is not there or inline
+    data that is not base64: one line saying so, before the client trips over it with a
+    message about its own internals."""
+    data = _read(path)
     if data is not None and not isinstance(data, dict):
         raise UserError(f"kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, "
                         "contexts and users)")
@@ -118,3 +104,47 @@ def check(path, context=None):
             raise UserError(f"kubeconfig {path}: context {name!r} names {field} {wanted!r}, which is not "
                             f"among its {kind}" + (f" ({', '.join(sorted(map(str, entries[kind])))})"
                                                    if entries[kind] else ""))
+        if wanted and kind in entries:
+            _check_credentials(path, field, wanted, entries[kind][wanted].get(field))
+
+
+def _read(path):
+    """The kubeconfig's YAML, read as every file is (a regular file, at most 8 MiB)."""
+    import yaml
+
+    text = read_text(path, "kubeconfig", f"kubeconfig {path}", missing="no such file")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"kubeconfig {path}{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+
+
+# The fields naming a file the client reads, and those holding its content inline.
+_FILES = ("certificate-authority", "client-certificate", "client-key")
+
+
+def _check_credentials(path, field, name, entry):
+    """The chosen cluster's or user's certificate files exist and their inline data is base64."""
+    if not isinstance(entry, dict):
+        return
+    for key in _FILES:
+        value = entry.get(key)
+        if isinstance(value, str) and value and not entry.get(f"{key}-data"):
+            # relative paths are relative to the kubeconfig, as kubectl reads them
+            full = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(value))
+            if not os.path.isfile(full):
+                raise UserError(f"kubeconfig {path}: {key} of {field} {name!r}: {value}: "
+                                + ("not a regular file" if os.path.exists(full) else "no such file"))
+        data = entry.get(f"{key}-data")
+        if data is not None and not _is_base64(data):
+            raise UserError(f"kubeconfig {path}: {key}-data of {field} {name!r} is not base64")
+
+
+def _is_base64(value):
+    try:
+        base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True

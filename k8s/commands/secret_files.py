@@ -46,8 +46,8 @@ def cmd_create(args):
     if os.path.exists(path):
         raise UserError(f"exists and is never overwritten; change it with `render.py secrets edit {name}` "
                         f"or set keys with `make secret_set NAME={name} SET=KEY=@FILE`", file=path)
+    string_data, data = values_from_flags(args)  # a mistyped flag before a missing config
     ws.require_config()
-    string_data, data = values_from_flags(args)
     for value in list(string_data.values()) + list(data.values()):
         ws.scrub.add(value)
     edit = args.edit if args.edit is not None else (not string_data and not data and _interactive())
@@ -151,7 +151,7 @@ def cmd_apply(args):
     from ..cluster.apply import Engine
 
     ws = Workspace(args)
-    ws.variables  # a bad variable or -n is refused even when there is nothing to apply
+    ws.check_variables()  # even when there is nothing to apply
     paths = secret_files(ws.directory, args.names)
     if not paths:
         out(f"no secret files in {ws.directory}/")
@@ -212,7 +212,7 @@ def cmd_list(args):
     from ..errors import UserError
 
     ws = Workspace(args)
-    ws.variables  # a bad variable or -n is refused before any file is read
+    ws.check_variables()
     paths = secret_files(ws.directory)
     bad = dict(unencrypted(paths))
     rows = []

@@ -27,8 +27,9 @@ def cmd_set(args):
 
     ws = Workspace(args)
     name = secret_name(args.name, getattr(args, "secrets_dir", None) or SECRETS_DIR)
+    sources = _sources(args.pairs)  # a mistyped argument before a missing file
     [path] = secret_files(ws.directory, [name])
-    values = _read_values(args.pairs)
+    values = _read_values(sources)
     for value in values.values():
         ws.scrub.add(value)
     loaded = ws.load(path)
@@ -48,10 +49,9 @@ def cmd_set(args):
     return 0
 
 
-def _read_values(pairs):
-    """{key: bytes} of KEY=@FILE / KEY=- arguments, all checked before any is read; a literal
-    value is refused."""
-    from ..errors import UsageError, UserError
+def _sources(pairs):
+    """{key: "@FILE" or "-"} of KEY=@FILE / KEY=- arguments; a literal value is refused."""
+    from ..errors import UsageError
 
     sources = {}
     for pair in pairs:
@@ -66,6 +66,13 @@ def _read_values(pairs):
         sources[key] = source
     if list(sources.values()).count("-") > 1:
         raise UsageError("only one value can come from stdin (KEY=-)")
+    return sources
+
+
+def _read_values(sources):
+    """{key: bytes} of the checked `sources`, each at most MAX_VALUE bytes."""
+    from ..errors import UserError
+
     values = {}
     for key, source in sources.items():
         where = "stdin" if source == "-" else source[1:]

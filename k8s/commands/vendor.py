@@ -30,10 +30,7 @@ def cmd_vendor(args):
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     found = components.discover(args.manifests, steps.read_values(args))
     names = list(args.components or [])
-    unknown = sorted(set(names) - {c.name for c in found})
-    if unknown:
-        raise UsageError(f"unknown component {', '.join(unknown)} "
-                         f"(known: {', '.join(c.name for c in found)})")
+    steps.check_known(names, found)
     selected = [c for c in found if not names or c.name in names]
     vendor(selected, vendor_dir(args.manifests), update=args.update, timeout=args.timeout,
            complete=not names)

@@ -90,7 +90,7 @@ def discover(root, variables):
         variables: name -> value, for variables inside component.yaml.
     """
     if not os.path.isdir(root):
-        raise UserError(f"manifests folder {root} does not exist")
+        raise UserError(f"manifests folder {root} " + ("is not a folder" if os.path.exists(root) else "does not exist"))
     components, errors = [], []
     for name in _listdir(root):
         path = os.path.join(root, name)

@@ -47,7 +47,7 @@ def sync_row(obj, cluster, ws):
         row["cluster"] = "not compared (not a Secret)"
         return row
     if isinstance(cluster, UserError):
-        row["cluster"] = f"unknown ({cluster.message})"
+        row["cluster"] = f"unknown ({cluster})"
         return row
     current = None
     try:
@@ -60,7 +60,7 @@ def sync_row(obj, cluster, ws):
             row["cluster"] = f"unknown ({ws.scrub(err.message)})"
             return row
     except UserError as err:
-        row["cluster"] = f"unknown ({ws.scrub(err.message)})"
+        row["cluster"] = f"unknown ({ws.scrub(str(err))})"
         return row
     if current is None:
         row["cluster"] = "not in the cluster"

@@ -54,6 +54,10 @@ class Workspace:
             self._sops = Sops(self.config)
         return self._sops
 
+    def check_variables(self):
+        """Read the variables now: a bad one (or a bad -n) is refused before any file is read."""
+        return self.variables
+
     def require_config(self):
         from ..errors import UserError
 

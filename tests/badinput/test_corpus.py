@@ -300,8 +300,9 @@ CASES = {
         before_apply=False, first_line="error: {url} PATCH /api/v1/namespaces/{namespace}/configmaps/settings: "
                                        "the reply has no metadata"),
     # --- the command line ------------------------------------------------------------------------
-    "an unknown component": Case(args=("apply", "nope"), code=2, first_line=(
-        "error: unknown component nope (known: app)")),
+    # diff exits 1 on an error (2 with --exit-code, where 1 means changes)
+    "a diff of an unknown component, no kubeconfig": Case(args=("diff", "nope"), env={"KUBECONFIG": "nowhere"},
+                                                        code=1, first_line="error: unknown component nope (known: app)"),
     "a retry budget below zero": Case(args=("apply", "--retry-for", "-1", "app"), code=2, first_line=(
         "error: render.py apply: argument --retry-for: expected a number above 0, got '-1'")),
     "an output format kubectl does not have": Case(args=("components", "-o", "table"), code=2, first_line=(
@@ -546,7 +547,113 @@ READS_AND_NAMES = {
 CASES.update(READS_AND_NAMES)
 
 
-@pytest.mark.parametrize("name", sorted(READS_AND_NAMES))
-def test_bad_read_or_name(name, tmp_path, request, control_plane, fault_proxy):
+def kubeconfig_with(cluster=None, user=None):
+    """A kubeconfig whose cluster `c` and user `u` have these fields (a server that never
+    answers: each case fails before any request)."""
+    def make(world):
+        world.project.write("kubeconfig", f"""\
+apiVersion: v1
+kind: Config
+current-context: kubernetes-admin@kubernetes
+contexts:
+- name: kubernetes-admin@kubernetes
+  context: {{cluster: c, user: u}}
+clusters:
+- name: c
+  cluster: {{server: "https://127.0.0.1:9", {cluster or 'insecure-skip-tls-verify: true'}}}
+users:
+- name: u
+  user: {{{user or 'token: unused'}}}
+""")
+    return make
+
+
+def vars_overlay(text):
+    return {"files": {"clusters/prod.vars": text}, "env": {"VARS_FILE": "clusters/prod.vars"}}
+
+
+ANYWHERE = "only --vars, --vars-file, --manifests, --kube-version, --debug go before it"
+
+EVERY_COMMAND = {
+    # --- the command line, each family --------------------------------------------------
+    "a command's option before the command": Case(args=("--retry-for", "5", "apply", "app"), code=2, first_line=(
+        f"error: render.py: --retry-for is an option of apply: give it after the command (render.py apply "
+        f"--retry-for ...); {ANYWHERE}")),
+    "an output option before the command": Case(args=("-o", "json", "components"), code=2, first_line=(
+        f"error: render.py: -o is an option of components: give it after the command (render.py components "
+        f"-o ...); {ANYWHERE}")),
+    "a manifests folder that is a file": Case(args=("--manifests", "Makefile.vars", "validate"),
+                                              first_line="error: manifests folder Makefile.vars is not a folder"),
+    "vendor of an unknown component": Case(args=("vendor", "nope"), code=2,
+                                           first_line="error: unknown component nope (known: app)"),
+    "delete of an unknown component": Case(args=("delete", "nope", "--yes"), code=2,
+                                           first_line="error: unknown component nope (known: app)"),
+    "an encryption step that does not exist": Case(args=("encryption", "rotate", "9"), code=2, first_line=(
+        "error: render.py encryption rotate: argument STEP: invalid choice: '9' (choose from 'add', 'promote', "
+        "'rewrite', 'drop')")),
+    "audit install without its node": Case(args=("audit", "install"), code=2, first_line=(
+        "error: name the control-plane node: NODE=kube1.example.com make audit_install (render.py takes "
+        "several)")),
+    "persistent-dirs of a node not in K8S_NODES": Case(args=("persistent-dirs", "db1"), code=2, first_line=(
+        "error: node db1 is not in K8S_NODES (kube1.example.com)")),
+    "admission-config into a device": Case(args=("admission-config", "--out", "/dev/null"), first_line=(
+        "error: /dev/null: not a folder: the output goes into a folder (give a new or existing folder)")),
+    # --- variables ----------------------------------------------------------------------
+    "a make conditional in the overlay": Case(**vars_overlay("ifeq ($(X),1)\nexport A = 1\nendif\n"), first_line=(
+        "error: clusters/prod.vars:1: make directive 'ifeq' is not supported; only variable assignments are "
+        "supported")),
+    "a variable defined by itself": Case(**vars_overlay("export A = $(A) x\n"), args=("vars", "A"), first_line=(
+        "error: clusters/prod.vars:1: Recursive variable 'A' references itself (eventually)")),
+    "a node listed twice": Case(args=("persistent", "--dry-run=client"), env={"K8S_NODES": "a b a"},
+                                first_line="error: K8S_NODES: node a is listed twice"),
+    "a pod CIDR with a /33": Case(args=("template",), env={"POD_CIDR": "10.244.0.0/33"}, first_line=(
+        "error: POD_CIDR='10.244.0.0/33' (environment): not an IPv4 CIDR like 10.244.0.0/16")),
+    # --- secrets set / create: values never on the command line ------------------------------
+    "secrets set with the value on the command line": Case(
+        secret=True, args=("secrets", "set", "db", "password=corpus-marker"), code=2, first_line=(
+            "error: key 'password': give the value as password=@FILE or password=- (stdin), never on the "
+            "command line, where process listings and shell history keep it")),
+    "secrets set without '='": Case(secret=True, args=("secrets", "set", "db", "password"), code=2, first_line=(
+        "error: 'password': expected KEY=@FILE or KEY=- (key: letters, digits, '-', '_' or '.')")),
+    "secrets set of a file that is not there": Case(args=("secrets", "set", "nope", "a=@value"), code=2,
+                                                    first_line="error: no such secret file: secrets/nope.yml"),
+    "secrets set from a FIFO": Case(secret=True, setup=fifo("value.fifo"),
+                                    args=("secrets", "set", "db", "password=@value.fifo"),
+                                    first_line="error: value.fifo: not a regular file (a FIFO)"),
+    "secrets set with nothing to set": Case(args=("secrets", "set"), code=2, first_line=(
+        "error: render.py secrets set: the following arguments are required: NAME, KEY=@FILE|KEY=- (through "
+        "make: NAME=... SET=\"KEY=@FILE ...\" make secret_set)")),
+    "secrets create with a literal and no key": Case(
+        args=("secrets", "create", "api", "--from-literal", "corpus-marker", "--no-edit"), code=2,
+        first_line="error: --from-literal expects KEY=VALUE"),
+    "secrets create over an existing file": Case(
+        secret=True, args=("secrets", "create", "db", "--from-literal", "a=b", "--no-edit"), first_line=(
+            "error: secrets/db.yml: exists and is never overwritten; change it with `render.py secrets edit db` "
+            "or set keys with `make secret_set NAME=db SET=KEY=@FILE`")),
+    # --- kubeconfig: named, before the client trips over it --------------------------------
+    "kubeconfig is /dev/zero": Case(args=("check",), env={"KUBECONFIG": "/dev/zero"},
+                                    first_line="error: kubeconfig /dev/zero: not a regular file"),
+    "kubeconfig is a folder": Case(args=("diff",), env={"KUBECONFIG": "manifests"},
+                                   first_line="error: kubeconfig manifests: not a regular file (a directory)"),
+    "kubeconfig's CA file is gone": Case(setup=kubeconfig_with(cluster="certificate-authority: /gone/ca.crt"),
+                                         args=("persistent",), first_line=(
+        "error: kubeconfig {kubeconfig}: certificate-authority of cluster 'c': /gone/ca.crt: no such file")),
+    "kubeconfig's CA data not base64": Case(setup=kubeconfig_with(cluster="certificate-authority-data: '!!x'"),
+                                            args=("secrets", "apply"), secret=True, first_line=(
+        "error: kubeconfig {kubeconfig}: certificate-authority-data of cluster 'c' is not base64")),
+    "kubeconfig's client key is gone": Case(
+        setup=kubeconfig_with(user="client-certificate: c.crt, client-key: c.key"), args=("install",), first_line=(
+            "error: kubeconfig {kubeconfig}: client-certificate of user 'u': c.crt: no such file")),
+    "kubeconfig's credential plugin is not installed": Case(
+        setup=kubeconfig_with(user="exec: {command: /opt/nope/plugin, apiVersion: client.authentication.k8s.io/v1}"),
+        args=("kubelet-certs", "approve"), first_line=(
+            "error: kubeconfig {kubeconfig}: the credential plugin of user 'u' (/opt/nope/plugin) failed: "
+            "[Errno 2] No such file or directory: '/opt/nope/plugin'")),
+}
+CASES.update(EVERY_COMMAND)
+
+
+@pytest.mark.parametrize("name", sorted({**READS_AND_NAMES, **EVERY_COMMAND}))
+def test_bad_read_name_or_command(name, tmp_path, request, control_plane, fault_proxy):
     """The cases above (added after test_bad_input's parameters were taken), run the same way."""
     test_bad_input(name, tmp_path, request, control_plane, fault_proxy)

@@ -477,7 +477,7 @@ def test_register_adds_the_vendor_command(checkout, upstream, monkeypatch, capsy
     assert seen["root"] == "manifests" and seen["values"]["FROM"] == "variables"
     assert capsys.readouterr().out.splitlines()[-1] == "vendor/lock.yaml written: 2 files (2 downloaded)"
     args = parser.parse_args(["vendor", "nope"])
-    with pytest.raises(UserError, match=r"^unknown component nope \(known: widgets, plain\)$") as err:
+    with pytest.raises(UserError, match=r"^unknown component nope \(known: plain, widgets\)$") as err:
         args.run(args)
     assert err.value.exit_code == 2
 
