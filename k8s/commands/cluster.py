@@ -168,14 +168,14 @@ def cmd_diff(args):
     """The diff of each changed object; the exit code as --exit-code asks (see `register`)."""
     from ..errors import UserError
 
-    error = 2 if args.exit_code else 1
     try:
         changed, failed = steps.connected_run(args, lambda *run: _diff(args, *run), only_install=not args.components)
     except UserError as err:
-        err.exit_code = error
+        if args.exit_code:  # 1 means "changes" there
+            err.exit_code = 2
         raise
     if failed:
-        return error
+        return 2 if args.exit_code else 1
     return 1 if changed and args.exit_code else 0
 
 

@@ -300,9 +300,8 @@ CASES = {
         before_apply=False, first_line="error: {url} PATCH /api/v1/namespaces/{namespace}/configmaps/settings: "
                                        "the reply has no metadata"),
     # --- the command line ------------------------------------------------------------------------
-    # diff exits 1 on an error (2 with --exit-code, where 1 means changes)
     "a diff of an unknown component, no kubeconfig": Case(args=("diff", "nope"), env={"KUBECONFIG": "nowhere"},
-                                                        code=1, first_line="error: unknown component nope (known: app)"),
+                                                        code=2, first_line="error: unknown component nope (known: app)"),
     "a retry budget below zero": Case(args=("apply", "--retry-for", "-1", "app"), code=2, first_line=(
         "error: render.py apply: argument --retry-for: expected a number above 0, got '-1'")),
     "an output format kubectl does not have": Case(args=("components", "-o", "table"), code=2, first_line=(
