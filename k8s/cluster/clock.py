@@ -109,10 +109,12 @@ class ServerClock:
             pass  # a read-only home: the next run may call a change from this one's second "configured"
 
     def _recorded(self):
-        try:
-            with open(self._path(), encoding="ascii") as f:
-                return int(f.read().strip() or 0)
-        except (OSError, ValueError):
+        from ..core.files import read_bytes
+        from ..errors import UserError
+
+        try:  # a FIFO or a huge file put there is no record, not a hang
+            return int(read_bytes(self._path(), "record").strip() or 0)
+        except (UserError, ValueError):
             return None
 
     def _path(self):

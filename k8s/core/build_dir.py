@@ -23,6 +23,7 @@ import os
 import posixpath
 
 from ..errors import UserError
+from .files import absent, read_bytes
 
 LIST_FILE = ".written"
 # What older versions wrote at the top of build/; the kubeadm files now live in build/kubeadm/.
@@ -109,11 +110,10 @@ def _remove(folder, name):
 def _read_list(folder):
     """The recorded paths, or None when the folder has no list."""
     path = os.path.join(folder, LIST_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.strip() for line in f]
-    except FileNotFoundError:
+    if absent(path):
         return None
+    try:
+        lines = [line.strip() for line in read_bytes(path, "record").decode("utf-8").splitlines()]
     except UnicodeDecodeError:
         raise UserError("not a list of file names; remove it, and the files it named, by hand",
                         file=path) from None

@@ -19,6 +19,9 @@ real file of that kind holds and far below what would hurt:
     kubeconfig    8 MiB  the admin kubeconfig `make kubeconfig` reads (certificates
                          inline make it a few KiB a context)
     sops config   1 MiB  secrets/.sops.yaml (a few hundred bytes)
+    lock          1 MiB  vendor/lock.yaml (a few hundred bytes an import)
+    record        1 MiB  what the toolkit keeps for itself: build/.written (one line a
+                         file), the server clock record in ~/.cache (a number)
     schema       64 MiB  the Kubernetes JSON schemas validate.py reads (~2 MiB)
 """
 
@@ -38,11 +41,13 @@ LIMITS = {
     "key": 1 * MIB,
     "kubeconfig": 8 * MIB,
     "sops config": 1 * MIB,
+    "lock": 1 * MIB,
+    "record": 1 * MIB,
     "schema": 64 * MIB,
 }
 _NAMES = {"vars": "a vars file", "manifest": "a manifest", "settings": "a component.yaml",
           "secret value": "a secret value file", "secret file": "a secret file", "key": "a key file", "kubeconfig": "a kubeconfig",
-          "sops config": "a .sops.yaml",
+          "sops config": "a .sops.yaml", "lock": "a vendor lock", "record": "the toolkit's own record",
           "schema": "a schema file"}
 
 
@@ -99,6 +104,18 @@ def read_bytes(path, kind="manifest", name=None, missing="does not exist"):
 def read_text(path, kind="manifest", name=None, missing="does not exist"):
     """File contents as text (`read_bytes`); binary or non-UTF-8 content is a UserError."""
     return decode_text(read_bytes(path, kind, name, missing), name or path)
+
+
+def absent(path):
+    """True when nothing at all is at `path` (not even a dangling symlink); a path through a
+    file (ENOTDIR) is not absent: read_bytes names it."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def check_entry(path, kind="secret file"):

@@ -34,6 +34,7 @@ that the CLI can register the `vendor` command without slowing `render.py
 import os
 
 from ..errors import UserError, raise_all
+from .files import read_bytes
 from .vendor_lock import FILE_NAME_PATTERN, decode, lock_path, read_lock
 
 VENDOR_DIR = "vendor"
@@ -162,13 +163,9 @@ def documents(component, vendor_root):
     for url, rel in plan:
         path = local_path(vendor_root, rel)
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            errors.append(UserError(f"missing, not vendored yet ({url}); run make vendor", file=path))
-            continue
-        except OSError as err:
-            errors.append(UserError(f"cannot read: {err.strerror}", file=path))
+            raw = read_bytes(path, "manifest", missing=f"missing, not vendored yet ({url}); run make vendor")
+        except UserError as err:
+            errors.append(err)
             continue
         digest = hashlib.sha256(raw).hexdigest()
         entry = lock.get((component.name, url))

@@ -22,6 +22,7 @@ import os
 import sys
 
 from ..errors import UserError, raise_all
+from .files import absent, read_bytes
 from .vendor import local_path, planned, short
 from .vendor_lock import Entry, decode, format_lock, lock_path, read_lock
 
@@ -138,9 +139,8 @@ def _matches(path, entry):
     import hashlib
 
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, IsADirectoryError):
+        raw = read_bytes(path, "manifest")
+    except UserError:  # missing, or not a file: downloaded again over it
         return False
     return len(raw) == entry.size and hashlib.sha256(raw).hexdigest() == entry.sha256
 
@@ -220,13 +220,13 @@ def _write_lock(vendor_root, entries, wanted):
 
     path = lock_path(vendor_root)
     text = format_lock(entries.values())
+    if absent(path) and not wanted:
+        return False
     try:
-        with open(path, encoding="utf-8") as f:
-            if f.read() == text:
-                return False
-    except FileNotFoundError:
-        if not wanted:
+        if read_bytes(path, "lock").decode("utf-8", "replace") == text:
             return False
+    except UserError:  # not a file the toolkit wrote: replaced by one it did
+        pass
     try:
         os.makedirs(vendor_root, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=vendor_root)

@@ -16,6 +16,7 @@ import re
 from collections import namedtuple
 
 from ..errors import UserError, raise_all
+from .files import absent, read_bytes
 
 LOCK_FILE = "lock.yaml"
 # the name of a vendored file, and of its folder: shared with k8s.core.vendor's file_name()
@@ -45,13 +46,9 @@ def read_lock(vendor_root):
     from . import kubeyaml
 
     path = lock_path(vendor_root)
-    try:
-        with open(path, "rb") as f:
-            text = decode(f.read(), path)
-    except FileNotFoundError:
+    if absent(path):
         return {}
-    except OSError as err:
-        raise UserError(f"cannot read: {err.strerror}", file=path) from None
+    text = decode(read_bytes(path, "lock"), path)
     docs = [d for d in kubeyaml.load_all(text, path) if d.data is not None]
     if not docs:
         return {}

@@ -44,6 +44,17 @@ def test_only_real_writes_are_recorded_for_the_next_run():
     assert ServerClock("https://b:6443")._recorded() is None  # one record per server
 
 
+def test_a_record_that_is_a_fifo_or_huge_is_no_record_and_no_hang():
+    import os
+
+    fifo, huge = ServerClock("https://a:6443"), ServerClock("https://b:6443")
+    os.makedirs(os.path.dirname(fifo._path()), exist_ok=True)
+    os.mkfifo(fifo._path())  # a read would block forever
+    with open(huge._path(), "wb") as f:
+        f.truncate(2 << 20)
+    assert fifo._recorded() is None and huge._recorded() is None
+
+
 def test_a_run_that_begins_in_the_second_of_the_last_write_waits_for_the_next():
     before = ServerClock("https://a:6443")
     before.saw("PATCH", False, {"Date": DATE})

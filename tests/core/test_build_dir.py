@@ -157,6 +157,12 @@ def test_errors_are_one_line_and_a_bad_variable_writes_nothing(tmp_path):
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith(f"error: {out / 'kubeadm'}") and "cannot write" in result.stderr
 
+    (out / "kubeadm").unlink()
+    os.mkfifo(out / ".written")  # the toolkit's own list of what it wrote: a read would block
+    result = render("--kube-version", "1.37", "template", out=out)
+    assert (result.returncode, result.stderr.splitlines()) == (1, [
+        f"error: {out / '.written'}: not a regular file (a FIFO)"])
+
     fresh = tmp_path / "fresh"
     result = render("--kube-version", "1.37", "template", out=fresh, env={"POD_CIDR": "10.244.0.0/33"})
     assert (result.returncode, result.stderr.splitlines()) == (1, [

@@ -564,7 +564,7 @@ def test_an_invalid_ipv6_url_names_component_yaml(checkout):
 
 def test_a_lock_that_is_a_directory_and_a_vendor_file_are_one_line(checkout, upstream):
     os.makedirs("vendor/lock.yaml")
-    with pytest.raises(UserError, match=r"^vendor/lock.yaml: cannot read: Is a directory$"):
+    with pytest.raises(UserError, match=r"^vendor/lock.yaml: not a regular file \(a directory\)$"):
         run([widgets(upstream)])
     os.rmdir("vendor/lock.yaml")
     os.rmdir("vendor")
@@ -578,6 +578,10 @@ def test_a_lock_that_is_a_directory_and_a_vendor_file_are_one_line(checkout, ups
         f.write("not a folder\n")
     with pytest.raises(UserError, match=r"^vendor/widgets: is not a folder: remove it, make vendor makes the "
                                         r"folder$"):
+        run([widgets(upstream)])
+    os.remove("vendor/widgets")
+    os.mkfifo("vendor/lock.yaml")  # a read would block forever
+    with pytest.raises(UserError, match=r"^vendor/lock.yaml: not a regular file \(a FIFO\)$"):
         run([widgets(upstream)])
 
 
