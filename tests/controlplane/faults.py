@@ -36,6 +36,7 @@ from . import pki
 from .harness import free_port, kubeconfig_text
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+ARRIVED = aiohttp.web.RequestKey("arrived", float)  # when the proxy took the request
 
 
 @dataclass
@@ -167,10 +168,10 @@ class FaultProxy:
     def _record(self, request, status, fault):
         with self.lock:
             self.seen.append(Seen(request.method, request.path, request.query_string, status, fault,
-                                  request.get("fault_proxy_at", time.monotonic())))
+                                  request.get(ARRIVED, time.monotonic())))
 
     async def _handle(self, request):
-        request["fault_proxy_at"] = time.monotonic()
+        request[ARRIVED] = time.monotonic()
         if time.monotonic() < self._off_until:  # a connection opened before the outage
             self._record(request, None, "refused")
             request.transport.abort()
