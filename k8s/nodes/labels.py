@@ -28,8 +28,8 @@ library's cheapest part only (`render.py --help` imports this module).
 """
 
 import os
-import re
 
+from ..core import object_names
 from ..errors import UserError, raise_all
 
 COMMANDS = ("node-labels",)
@@ -37,31 +37,20 @@ FIELD_MANAGER = "k8s-toolkit-node-labels"
 NODES_FILE = "nodes.yaml"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
-_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_LABEL_NAME = re.compile(_NAME)
-_PREFIX = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
-_NODE_NAME = _PREFIX  # a DNS-1123 subdomain, as node names are
-
-
 def node_name_problem(name):
     """Why `name` cannot be a Kubernetes node's name (a DNS-1123 subdomain), or None."""
-    if not isinstance(name, str) or not name or len(name) > 253 or not _NODE_NAME.fullmatch(name):
+    if not isinstance(name, str) or not name or len(name) > 253 or not object_names.DNS1123_SUBDOMAIN.fullmatch(name):
         return (f"{name!r} is not a node name (a DNS-1123 subdomain: at most 253 lowercase letters, "
                 "digits, '-' and '.', starting and ending with a letter or digit)")
     return None
 
 
 def label_key_problem(key):
-    """Why `key` is not a valid label key, or None."""
+    """Why `key` is not a valid label key, or None (the API server's rule: object_names)."""
     if not isinstance(key, str):
         return f"label key {key!r} must be a string"
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _PREFIX.fullmatch(prefix)):
-        return f"label key {key!r}: the prefix before '/' must be a DNS subdomain (example.com)"
-    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
-        return (f"label key {key!r}: the name must be at most 63 letters, digits, '-', '_' and '.', "
-                "starting and ending with a letter or digit")
-    return None
+    problem = object_names.label_key_problem(key)
+    return f"label key {key!r}: {problem}" if problem else None
 
 
 def label_value_problem(key, value):
@@ -73,10 +62,8 @@ def label_value_problem(key, value):
         return f"label {key}: no value: write \"\" for an empty one"
     if not isinstance(value, str):
         return f"label {key}: value must be a string"
-    if value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
-        return (f"label {key}: value {value!r} must be at most 63 letters, digits, '-', '_' and '.', "
-                "starting and ending with a letter or digit")
-    return None
+    problem = object_names.label_value_problem(value)
+    return f"label {key}: value {value!r} {problem}" if problem else None
 
 
 def load(directory, variables):

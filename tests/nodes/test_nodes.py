@@ -232,14 +232,15 @@ def test_an_unknown_node_is_an_error_and_nothing_is_written_or_created(labelled,
     ("labels:\n  kube1.$DOMAIN:\n    service.x: true\n",
      'volumes/nodes.yaml:3: node kube1.{domain}: label service.x: value true is not a string: quote it ("true")'),
     ("labels:\n  kube1.$DOMAIN:\n    bad key: x\n",
-     "volumes/nodes.yaml:3: node kube1.{domain}: label key 'bad key': the name must be at most 63 letters, "
-     "digits, '-', '_' and '.', starting and ending with a letter or digit"),
+     "volumes/nodes.yaml:3: node kube1.{domain}: label key 'bad key': the name (after any 'prefix/') must be "
+     "letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters"),
     ("labels:\n  kube1.$DOMAIN:\n    Example.com/x: y\n",
      "volumes/nodes.yaml:3: node kube1.{domain}: label key 'Example.com/x': the prefix before '/' must be a "
-     "DNS subdomain (example.com)"),
+     "DNS-1123 subdomain: lower case letters, digits, '-' and '.', starting and ending with a letter or digit, "
+     "at most 253 characters"),
     ("labels:\n  kube1.$DOMAIN:\n    a: x y\n",
-     "volumes/nodes.yaml:3: node kube1.{domain}: label a: value 'x y' must be at most 63 letters, digits, "
-     "'-', '_' and '.', starting and ending with a letter or digit"),
+     "volumes/nodes.yaml:3: node kube1.{domain}: label a: value 'x y' must be empty or letters, digits, '-', "
+     "'_' and '.', starting and ending with a letter or digit, at most 63 characters"),
     ("nodes: {}\n", "volumes/nodes.yaml:1: the node labels file: unknown field 'nodes' (known: everyNode, labels)"),
 ])
 def test_bad_label_maps_are_one_line(labelled, text, message):
