@@ -67,6 +67,8 @@ def cmd_template(args):
     selected, skipped, objects, report, version = steps.render_and_validate(args, check=args.validate)
     dump = emit.to_json if args.output == "json" else emit.to_yaml
     shown = {id(o): o.data if args.show_secrets else mask(o.data) for o in objects}
+    if args.output != "json":  # a document only substituted is written as it is
+        shown = {key: o.written(shown[key]) for key, o in zip(shown, objects)}
     if not args.out:
         sys.stdout.write(dump([shown[id(o)] for o in objects]))
         for c in skipped:

@@ -63,7 +63,7 @@ def cmd_persistent(args):
     if args.dry_run == "client":
         report = validate.validate([(o.data, o.source) for o in objects], steps.kube_version(args, variables))
         raise_all(report.errors)
-        dump = emit.to_json if args.output == "json" else emit.to_plain_yaml
+        dump = emit.to_json if args.output == "json" else emit.to_yaml
         sys.stdout.write(dump([body(o) for o in objects]))
         return 0
     context = args.context or variables.get("ADMIN_CTX") or None

@@ -30,7 +30,7 @@ Where the pieces live (each imports only those above it):
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 import yaml_rs
@@ -40,7 +40,7 @@ from .kubeyaml_decoder import _compose, _decode, _Decoder
 from .kubeyaml_guard import is_fast
 from .kubeyaml_stream import _chunk, _json_spans, _JSON_START, _spans
 
-__all__ = ["Document", "load_all", "load_all_substituting", "line_of", "is_fast"]
+__all__ = ["Document", "load_all", "load_all_substituting", "line_of", "is_fast", "document_text"]
 
 
 @dataclass(slots=True)
@@ -51,11 +51,13 @@ class Document:
         index: 0-based position in the file (empty documents count).
         line: 1-based line where its content starts (for an empty one: its `---` line).
         data: the decoded value, None for an empty document.
+        span: (start, end) of its text in a YAML stream, as kubectl cuts it (None in a JSON one).
     """
 
     index: int
     line: int
     data: object
+    span: tuple | None = field(default=None, compare=False)
 
 
 _SLOW = object()
@@ -80,15 +82,20 @@ def load_all(text: str, filename: str) -> list[Document]:
     fast, spans, docs = is_fast(text), _spans(text, filename), []
     whole = _whole(text, len(spans)) if fast else None
     if whole is not None:
-        return [Document(index, span[3], data) for index, (span, data) in enumerate(zip(spans, whole))]
+        return [Document(index, span[3], data, span[:2]) for index, (span, data) in enumerate(zip(spans, whole))]
     for index, (start, end, line0, line) in enumerate(spans):
         chunk = _chunk(text, start, end)
         try:
             data = yaml_rs.loads(chunk, parse_datetime=False) if fast else _SLOW
         except Exception:  # yaml-rs refused it: libyaml decides, and reports
             data = _SLOW
-        docs.append(Document(index, line, _decode(chunk, filename, line0) if data is _SLOW else data))
+        docs.append(Document(index, line, _decode(chunk, filename, line0) if data is _SLOW else data, (start, end)))
     return docs
+
+
+def document_text(text, span):
+    """The text of the document at `span` of `text`, as kubectl reads it (lines end "\n")."""
+    return _chunk(text, *span)
 
 
 def _whole(text, count):

@@ -14,7 +14,7 @@ import gc
 import re
 from dataclasses import dataclass
 
-from . import kinds, kubeyaml, substitute
+from . import emit, kinds, kubeyaml, substitute
 from .components import version_tuple
 from .files import read_text
 from ..errors import UserError, raise_all
@@ -29,6 +29,7 @@ class Source:
     doc_index: int
     text: str  # the text the document was parsed from, to find field lines later
     within: tuple = ()  # the path of the object in its document: ("items", 2) in a List
+    span: tuple | None = None  # (start, end) of its document in `text`, when that text is kept
 
     def locate(self, path):
         """Line of the field at JSON `path` (keys and list indexes), or None."""
@@ -38,7 +39,7 @@ class Source:
         """The source of item `index` (0-based) of the List this document is."""
         within = ("items", index)
         line = kubeyaml.line_of(self.text, self.file, self.doc_index, list(within)) or self.line
-        return Source(self.file, line, self.doc_index, self.text, within)
+        return Source(self.file, line, self.doc_index, self.text, within, self.span)
 
 
 @dataclass(slots=True)
@@ -52,6 +53,17 @@ class RenderedObject:
     # The component label it is written with when not its component's (a Secret from secrets/
     # keeps `secrets`): then it is in no ApplySet, and no prune of the component touches it.
     component_label: str | None = None
+    # Whether `data` is still what its document's text decodes to: a `*.yaml` document that
+    # only had its variables substituted, not a List, and changed by nothing since.
+    as_written: bool = False
+
+    def written(self, data=None):
+        """What `template` writes for it: its document's text while that decodes to `data`
+        (default: its own), else `data` for the YAML writer."""
+        data = self.data if data is None else data
+        if self.as_written and data is self.data:
+            return emit.Kept(kubeyaml.document_text(self.source.text, self.source.span))
+        return data
 
     @property
     def api_version(self):
@@ -94,7 +106,8 @@ class RenderedObject:
 
 
 def render_file(path, variables):
-    """Documents of one manifest file and the text they were parsed from.
+    """Documents of one manifest file, the text they were parsed from, and whether that
+    text is as written but for its variables (each document's text decodes to it).
 
     Parameters:
         path: a `*.yaml` or `*.yaml.j2` file.
@@ -103,13 +116,13 @@ def render_file(path, variables):
     text = read_text(path)
     if path.endswith(".j2"):
         text = render_jinja(text, path, variables)
-        return kubeyaml.load_all(text, path), text
+        return kubeyaml.load_all(text, path), text, False
     expanded, inert = substitute.expand_inert(text, variables, path)  # raises on undefined names
     if inert:
-        return kubeyaml.load_all(expanded, path), expanded
+        return kubeyaml.load_all(expanded, path), expanded, True
     docs = kubeyaml.load_all_substituting(
         text, path, lambda scalar: substitute.expand(scalar, variables, path))
-    return docs, text
+    return docs, text, False
 
 
 def render_jinja(text, path, variables):
@@ -202,8 +215,8 @@ def _render_components(components, variables, vendor_root):
                 errors.extend(getattr(err, "errors", [err]))
         for path in component.files:
             try:
-                docs, text = render_file(path, variables)
-                objects.extend(_objects(docs, text, path, component.name))
+                docs, text, as_written = render_file(path, variables)
+                objects.extend(_objects(docs, text, path, component.name, as_written))
             except UserError as err:
                 errors.extend(getattr(err, "errors", [err]))
     raise_all(errors)
@@ -235,10 +248,11 @@ def _mirror_images(objects, mirror):
 
         mirror = images.check_mirror(mirror)
         for obj in objects:
-            images.rewrite(obj.data, mirror)
+            if images.rewrite(obj.data, mirror):
+                obj.as_written = False
 
 
-def _objects(docs, text, path, component):
+def _objects(docs, text, path, component, as_written=False):
     if not path.endswith(".j2") and all(d.data is None for d in docs):
         # kubectl says "no objects passed to apply"; a template may render nothing.
         raise UserError("no Kubernetes objects in file", file=path)
@@ -246,8 +260,10 @@ def _objects(docs, text, path, component):
     for doc in docs:
         if doc.data is None:
             continue  # empty documents are skipped, as kubectl does
-        for data, source in _flatten(doc.data, Source(path, doc.line, doc.index, text), errors):
-            objects.append(RenderedObject(data, component, source))
+        kept = as_written and doc.span is not None
+        for data, source in _flatten(doc.data, Source(path, doc.line, doc.index, text,
+                                                      span=doc.span if kept else None), errors):
+            objects.append(RenderedObject(data, component, source, as_written=kept and not source.within))
     raise_all(errors)
     return objects
 
@@ -320,6 +336,7 @@ def _namespace(obj, default, crds, errors):
                                     file=obj.source.file, line=obj.source.line, obj=obj.ref))
     elif default and kinds.is_namespaced(data["apiVersion"], data["kind"], crds):
         meta["namespace"] = default
+        obj.as_written = False
 
 
 def _check_duplicates(objects):

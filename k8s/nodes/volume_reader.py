@@ -184,7 +184,7 @@ def _load_document(path, variables):
         raw = read_text(path)
     except OSError as err:
         raise UserError(f"cannot read it: {err.strerror}", file=path) from None
-    docs, text = render_file(path, variables)
+    docs, text, _ = render_file(path, variables)
     docs = [d for d in docs if d.data is not None]
     if len(docs) > 1:
         raise UserError("expected one YAML document, found several", file=path, line=docs[1].line)

@@ -213,7 +213,7 @@ def test_shapes_take_their_grammar_and_nothing_else(shape, good, bad):
 # --- flannel's net-conf.json: JSON-encoded, never spliced -------------------------------------
 
 def flannel_config(**changed):
-    docs, _ = render.render_file(FLANNEL_CONFIG, {**defaults(), **changed})
+    docs, _, _ = render.render_file(FLANNEL_CONFIG, {**defaults(), **changed})
     (config,) = [d.data for d in docs if d.data is not None]
     return config
 

@@ -9,14 +9,13 @@ paths in messages read as users see them.
 
 import argparse
 import hashlib
-import inspect
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from k8s.core import components, images, kubeyaml, render, substitute, validate, vendor, vendor_download, vendor_lock
+from k8s.core import components, images, render, substitute, validate, vendor, vendor_download, vendor_lock
 from k8s.commands import vendor as vendor_command
 from k8s.errors import UserError
 
@@ -126,25 +125,8 @@ def snapshot():
 
 
 def render_objects(found, variables, vendor_root="vendor"):
-    """Render components with their vendored imports, then apply IMAGE_MIRROR.
-
-    Once render.py has the proposed hook (render_components(..., vendor_root=)),
-    this is exactly render.render_components; until then it takes the same steps.
-    """
-    if "vendor_root" in inspect.signature(render.render_components).parameters:
-        return render.render_components(found, variables, vendor_root=vendor_root)
-    objects = []
-    for c in found:
-        for path, text in vendor.documents(c, vendor_root):
-            objects += render._objects(kubeyaml.load_all(text, path), text, path, c.name)
-        for path in c.files:
-            docs, text = render.render_file(path, variables)
-            objects += render._objects(docs, text, path, c.name)
-    if variables.get("IMAGE_MIRROR"):
-        mirror = images.check_mirror(variables["IMAGE_MIRROR"])
-        for obj in objects:
-            images.rewrite(obj.data, mirror)
-    return objects
+    """Render components with their vendored imports (IMAGE_MIRROR applied)."""
+    return render.render_components(found, variables, vendor_root=vendor_root)
 
 
 # --- make vendor ---------------------------------------------------------------

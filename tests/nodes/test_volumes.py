@@ -15,9 +15,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -27,7 +24,7 @@ from k8s.commands import volumes as volumes_cli
 from k8s.cluster.apply import body
 from k8s.errors import UserError
 
-from ..conftest import ROOT, examples
+from ..conftest import ROOT
 from ..realcluster import api_client, cluster_node_names, own_nodes, query, unique, wait_for, writes  # noqa: F401
 from ..sshd import sshd, sshd_factory, unprivileged_user  # noqa: F401
 
@@ -159,23 +156,9 @@ def test_dry_run_is_byte_identical_across_runs_and_reads_back_as_the_objects(pro
     layout, _ = load(project)
     bodies = [body(o) for o in volumes.render(layout, layout.nodes)]
     assert [d.data for d in kubeyaml.load_all(first.stdout, "out")] == bodies
-    assert first.stdout == emit.to_yaml(bodies)  # the fast writer writes what the general one does
+    assert first.stdout == emit.to_yaml(bodies)
     labels = bodies[0]["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "k8s-toolkit" and labels["k8s-toolkit/component"] == "persistent"
-
-
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
-_VALUES = st.recursive(st.one_of(_TEXT, st.integers(-2**40, 2**40), st.booleans(), st.none()),
-                       lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                               st.dictionaries(_TEXT, inner, max_size=3)), max_leaves=12)
-
-
-@settings(max_examples=examples(500, 200))
-@given(st.lists(st.dictionaries(_TEXT, _VALUES, min_size=1, max_size=4), min_size=1, max_size=3))
-def test_the_fast_yaml_writer_reads_back_exactly_as_kubectl_reads_it(documents):
-    text = emit.to_plain_yaml(documents)
-    assert [d.data for d in kubeyaml.load_all(text, "t")] == documents  # kubectl's decoding
-    assert list(yaml.safe_load_all(text)) == documents
 
 
 def test_volumes_on_some_nodes_with_path_owner_mode_and_claims(project):
