@@ -8,6 +8,8 @@ traceback is printed.
 import json
 import os
 
+from k8s.core import kubeyaml
+
 from .conftest import ROOT
 
 DEPLOYMENT = """\
@@ -172,3 +174,38 @@ def test_components_and_vars_as_json_and_yaml_say_the_same(project):
     assert {"name": "REPLICAS", "value": "2", "origin": "Makefile.vars:2"} in json.loads(
         project.run("vars", "-o", "json").stdout)
     assert [c["name"] for c in json.loads(project.run("components", "-o", "json").stdout)] == ["web"]
+
+
+# --- what template writes ---------------------------------------------------------------------
+
+KEPT = """\
+# the greeting of the web pods
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web          # read by the Deployment
+  namespace: demo
+data: {greeting: $GREETING, answer: '42'}
+"""
+DEFAULTED = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: no-namespace\ndata:\n  a: 'on'\n"
+SECRET = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: demo}\nstringData: {password: hunter2}\n"
+TEMPLATE = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ 'tpl' }}, namespace: demo}\n"
+MIRRORED = DEPLOYMENT.replace("  name: web\n", "  name: web\n  namespace: demo\n")
+
+
+def test_template_keeps_the_text_of_what_it_only_substituted_and_writes_the_rest(project):
+    project.write("Makefile.vars", "export K8S_NAMESPACE ?= demo\nexport REPLICAS ?= 2\nexport GREETING ?= hello\n")
+    project.write("manifests/web/a.yaml", KEPT + "---\n" + DEFAULTED + "---\n" + SECRET)
+    project.write("manifests/web/b.yaml.j2", TEMPLATE)
+    project.write("manifests/web/c.yaml", MIRRORED)
+    result = project.run("template", env={"IMAGE_MIRROR": "mirror.local:5000"})
+    assert result.returncode == 0, result.stderr
+    documents = result.stdout.split("---\n")[1:]
+    assert documents[0] == KEPT.replace("$GREETING", "hello")  # comments and layout as written
+    assert documents[1] == ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: no-namespace\n"
+                            '  namespace: demo\ndata:\n  a: "on"\n')  # a namespace added: written
+    assert "hunter2" not in documents[2] and "password:" in documents[2]  # masked: written
+    assert documents[3] == "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tpl\n  namespace: demo\n"
+    assert "image: mirror.local:5000/library/nginx:1.27\n" in documents[4]  # mirrored: written
+    as_json = json.loads(project.run("template", "-o", "json", env={"IMAGE_MIRROR": "mirror.local:5000"}).stdout)
+    assert [d.data for d in kubeyaml.load_all(result.stdout, "out")] == as_json["items"]
