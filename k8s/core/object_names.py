@@ -8,6 +8,7 @@ kinds.NAME_RULES. `meta_problems` gives (path, message) pairs that validate.py
 turns into located errors; the `*_problem` functions serve other checks too.
 """
 
+import functools
 import json
 import re
 
@@ -68,6 +69,7 @@ def name_problem(name, group, kind):
     return None if test(name) else f"must be {text}"
 
 
+@functools.lru_cache(maxsize=1 << 14)  # the same keys on every object of a render
 def label_key_problem(key):
     """Why `key` is refused as a label or annotation key (IsQualifiedName), or None."""
     prefix, slash, name = key.rpartition("/")
@@ -81,6 +83,7 @@ def label_key_problem(key):
     return None
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def label_value_problem(value):
     """Why `value` is refused as a label value (IsValidLabelValue), or None."""
     if value == "" or (len(value) <= 63 and _QUALIFIED.fullmatch(value)):
@@ -113,52 +116,65 @@ def component_name_error(name, path):
                      "63 characters; rename the folder", file=path)
 
 
+_SELECTORS = {"": (("spec", "selector", "matchLabels"),), "apps": (("spec", "selector", "matchLabels"),),
+              "batch": (("spec", "selector", "matchLabels"),)}
+_SERVICE_SELECTORS = (("spec", "selector", "matchLabels"), ("spec", "selector"))
+
+
 def meta_problems(obj, group, kind):
     """[(JSON path, message)] of what the API server's ValidateObjectMeta and its ConfigMap and
-    Secret checks refuse in `obj`, a `kind` of API `group`. A value of a Secret is never shown."""
+    Secret checks refuse in `obj`, a `kind` of API `group`. A value of a Secret is never shown.
+    (It runs for every object of a render: plain lookups, no helper per field.)"""
     errors = []
-
-    def error(path, message):
-        errors.append((list(path), message))
-
+    error = errors.append
     meta = obj.get("metadata")
-    name, namespace = get_in(obj, "metadata", "name"), get_in(obj, "metadata", "namespace")
-    if is_name(name):
-        problem = name_problem(name, group, kind)
-        if problem:
-            long = f" ({len(name)} characters)" if len(name) > 63 else ""
-            error(["metadata", "name"], f"metadata.name {short(name)}{long} is not a valid {kind} name: {problem}")
-    if is_name(namespace) and not (len(namespace) <= 63 and DNS1123_LABEL.fullmatch(namespace)):
-        error(["metadata", "namespace"], f"metadata.namespace {short(namespace)} is not a valid namespace "
-                                         f"name: {_NAME_RULES['dns-1123-label'][1]}")
-    if group == "apiextensions.k8s.io" and kind == "CustomResourceDefinition" and is_name(name):
+    name = namespace = None
+    if type(meta) is dict:
+        name, namespace = meta.get("name"), meta.get("namespace")
+        if type(name) is str and name:
+            problem = name_problem(name, group, kind)
+            if problem:
+                long = f" ({len(name)} characters)" if len(name) > 63 else ""
+                error((["metadata", "name"], f"metadata.name {short(name)}{long} is not a valid {kind} name: "
+                                             f"{problem}"))
+        if type(namespace) is str and namespace and not (len(namespace) <= 63 and DNS1123_LABEL.fullmatch(namespace)):
+            error((["metadata", "namespace"], f"metadata.namespace {short(namespace)} is not a valid namespace "
+                                              f"name: {_NAME_RULES['dns-1123-label'][1]}"))
+    if kind == "CustomResourceDefinition" and group == "apiextensions.k8s.io" and is_name(name):
         plural, crd_group = get_in(obj, "spec", "names", "plural"), get_in(obj, "spec", "group")
         if is_name(plural) and is_name(crd_group) and name != f"{plural}.{crd_group}":
-            error(["metadata", "name"], f"metadata.name must be spec.names.plural + '.' + spec.group: "
-                                        f"{short(f'{plural}.{crd_group}')}")
-    at = [("metadata",)] if isinstance(meta, dict) else []
+            error((["metadata", "name"], f"metadata.name must be spec.names.plural + '.' + spec.group: "
+                                         f"{short(f'{plural}.{crd_group}')}"))
+    if type(meta) is dict and ("labels" in meta or "annotations" in meta):
+        _labels_errors(meta, ("metadata",), errors)
     for path in kinds.TEMPLATE_METADATA.get((group, kind), ()):
-        if isinstance(get_in(obj, *path), dict):
-            at.append(path)
-    for path in at:
-        _labels_errors(get_in(obj, *path), path, error)
-    for path in (("spec", "selector", "matchLabels"),) + ((("spec", "selector"),) if (group, kind) == (
-            "", "Service") else ()):
-        if group in ("", "apps", "batch") and isinstance(get_in(obj, *path), dict):
-            _label_map_errors(get_in(obj, *path), path, error)
-    for field_name, base64_values in kinds.KEYED_DATA.get((group, kind), {}).items():
+        template = get_in(obj, *path)
+        if isinstance(template, dict):
+            _labels_errors(template, path, errors)
+    for path in (_SERVICE_SELECTORS if (group, kind) == ("", "Service") else _SELECTORS.get(group, ())):
+        selector = get_in(obj, *path)
+        if isinstance(selector, dict):
+            _label_map_errors(selector, path, errors)
+    keyed = kinds.KEYED_DATA.get((group, kind))
+    for field_name, base64_values in (keyed.items() if keyed else ()):
         values = obj.get(field_name)
         if isinstance(values, dict):
-            _keyed_errors(values, field_name, base64_values, kind, error)
-    return errors
+            _keyed_errors(values, field_name, base64_values, kind, errors)
+    return [(list(path), message) for path, message in errors]
 
 
-def _labels_errors(meta, at, error):
+def _adder(errors):
+    """error(path, message): one more (path, message) in `errors`."""
+    return lambda path, message: errors.append((path, message))
+
+
+def _labels_errors(meta, at, errors):
     """Label keys and values, annotation keys and their total size, of the metadata at `at`."""
+    error = _adder(errors)
     dotted = ".".join(at)
     labels, annotations = meta.get("labels"), meta.get("annotations")
     if isinstance(labels, dict):
-        _label_map_errors(labels, (*at, "labels"), error)
+        _label_map_errors(labels, (*at, "labels"), errors)
     if isinstance(annotations, dict):
         size = 0
         for key, value in annotations.items():
@@ -171,21 +187,25 @@ def _labels_errors(meta, at, error):
                                         f"limit of {ANNOTATIONS_LIMIT} bytes (256 KiB)")
 
 
-def _label_map_errors(labels, at, error):
-    dotted = ".".join(at)
+def _label_map_errors(labels, at, errors):
     for key, value in labels.items():
-        problem = label_key_problem(str(key))
-        if problem:
-            error([*at, key], f"{dotted}: key {short(key)} is invalid: {problem}")
-        if isinstance(value, str) and (problem := label_value_problem(value)):
-            error([*at, key], f"{dotted}[{json.dumps(key)}]: value {short(value)} is invalid: {problem}")
+        key_problem = label_key_problem(key if type(key) is str else str(key))
+        value_problem = label_value_problem(value) if type(value) is str else None
+        if key_problem or value_problem:
+            dotted = ".".join(at)
+            if key_problem:
+                errors.append(([*at, key], f"{dotted}: key {short(key)} is invalid: {key_problem}"))
+            if value_problem:
+                errors.append(([*at, key], f"{dotted}[{json.dumps(key)}]: value {short(value)} is invalid: "
+                                           f"{value_problem}"))
 
 
-def _keyed_errors(values, field_name, base64_values, kind, error):
+def _keyed_errors(values, field_name, base64_values, kind, errors):
     """Keys of a ConfigMap's or a Secret's map; base64 values decode. A value is never shown."""
     import base64
     import binascii
 
+    error = _adder(errors)
     for key, value in values.items():
         problem = config_key_problem(str(key))
         if problem:
