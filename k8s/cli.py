@@ -110,25 +110,39 @@ def _commands(parser):
                 yield from _commands(sub)
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The parser of every command; with `argv`, of its command alone when it names a known
+    one (a command family imports what its commands need: the others are left alone)."""
+    from .commands import FAMILIES, FAMILY_OF
+
     parser = Parser(prog="render.py",
                     description="Render, validate and apply the cluster's Kubernetes manifests.")
     parser.add_argument("--version", action=_Version, help="print the toolkit's version and exit")
     _global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-
-    from .commands import FAMILIES
-
-    for family in FAMILIES:  # each imports only the standard library at first: --help stays fast
+    command = _command_in(argv) if argv is not None else None
+    for family in ([FAMILY_OF[command]] if command in FAMILY_OF else FAMILIES):
         importlib.import_module(f".commands.{family}", __package__).register(commands)
     for command in _commands(parser):
         _global_options(command, later=True)
     return parser
 
 
+def _command_in(argv):
+    """The command `argv` names: its first word that is neither a global option nor its value."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--vars", "--vars-file", "--manifests", "--kube-version"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     from .errors import UserError
 
     if not args.debug:  # the kubernetes client logs to the root logger what we report as one line

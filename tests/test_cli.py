@@ -209,3 +209,20 @@ def test_template_keeps_the_text_of_what_it_only_substituted_and_writes_the_rest
     assert "image: mirror.local:5000/library/nginx:1.27\n" in documents[4]  # mirrored: written
     as_json = json.loads(project.run("template", "-o", "json", env={"IMAGE_MIRROR": "mirror.local:5000"}).stdout)
     assert [d.data for d in kubeyaml.load_all(result.stdout, "out")] == as_json["items"]
+
+
+def test_each_command_is_registered_by_the_family_its_run_imports():
+    import importlib
+
+    from k8s import cli
+    from k8s.commands import FAMILIES, FAMILY_OF
+
+    registered = {}
+    for family in FAMILIES:
+        parser = cli.Parser(prog="render.py")
+        commands = parser.add_subparsers(dest="command")
+        importlib.import_module(f"k8s.commands.{family}").register(commands)
+        registered.update(dict.fromkeys(commands.choices, family))
+    assert registered == FAMILY_OF
+    assert cli._command_in(["--kube-version", "1.30", "--debug", "template", "x"]) == "template"
+    assert cli._command_in(["--vars=x", "vars"]) == "vars" and cli._command_in(["--help"]) is None
