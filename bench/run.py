@@ -5,7 +5,7 @@ import runpy
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ["render.py", "apply.py", "install.py", "requests.py", "persistent.py"]
+BENCHMARKS = ["render.py", "commands.py", "apply.py", "install.py", "requests.py", "persistent.py"]
 
 if __name__ == "__main__":
     for name in BENCHMARKS:
