@@ -120,41 +120,55 @@ def _after(head, value, pad, out):
     out.append(f"{head} {_scalar(value)}")
 
 
+_KEYS = {}  # string key -> "key:", for the keys that fit on a line (all but absurd ones)
+
+
+def _key(key, pad):
+    """The text of `key` with its colon: "key:", or an explicit "? key" for a key that
+    is too long to be a simple one (YAML allows 1024 characters)."""
+    text = _scalar(key)
+    if len(text) >= 1000:
+        return f"? {text}\n{pad}:"
+    text += ":"
+    if type(key) is str:  # not 1 and True, which are one dictionary key
+        if len(_KEYS) > 100_000:
+            _KEYS.clear()
+        _KEYS[key] = text
+    return text
+
+
 def _mapping(value, pad, first, out, sort_keys):
     """The entries of a non-empty mapping at indentation `pad`; the first line starts with
     `first` instead (a list item's "- ")."""
-    strings = _STRINGS
+    strings, keys, append = _STRINGS, _KEYS, out.append
     items = sorted(value.items(), key=lambda kv: str(kv[0])) if sort_keys else value.items()
     lead = first
     for key, item in items:
-        key_text = (strings.get(key) if type(key) is str else None) or _scalar(key)
-        if len(key_text) >= 1000:  # a key of more than 1024 characters must be explicit
-            key_text = f"? {key_text}\n{pad}"
-        head = f"{lead}{key_text}:"
+        head = lead + ((keys.get(key) if type(key) is str else None) or _key(key, pad))
         lead = pad
         kind = type(item)
         if kind is str:
             text = strings.get(item)
             if text is not None:
-                out.append(f"{head} {text}")
+                append(f"{head} {text}")
             elif "\n" in item:
                 _after(head, item, pad, out)
             else:
-                out.append(f"{head} {_string(item)}")
+                append(f"{head} {_string(item)}")
         elif kind is dict:
             if item:
-                out.append(head)
+                append(head)
                 _mapping(item, pad + "  ", pad + "  ", out, sort_keys)
             else:
-                out.append(f"{head} {{}}")
+                append(head + " {}")
         elif kind is list:
             if item:
-                out.append(head)
+                append(head)
                 _sequence(item, pad, out, sort_keys)  # a list in a mapping is not indented further
             else:
-                out.append(f"{head} []")
+                append(head + " []")
         elif kind is int:
-            out.append(f"{head} {item!r}")
+            append(f"{head} {item!r}")
         else:
             _nested_or_scalar(head, item, pad, pad + "  ", out, sort_keys, in_mapping=True)
 

@@ -46,7 +46,7 @@ def read(text):
     return [d.data for d in kubeyaml.load_all(text, "<written>")]
 
 
-@settings(max_examples=examples(3000, 300), deadline=None)
+@settings(max_examples=examples(1500, 300), deadline=None)
 @given(st.lists(st.dictionaries(KEYS, VALUES, min_size=1, max_size=5), min_size=1, max_size=3))
 def test_what_it_writes_reads_back_as_the_same_objects(documents):
     text = emit.to_yaml(documents)
@@ -82,6 +82,10 @@ def test_keys_keep_their_order_unless_sorted_and_long_keys_are_explicit():
     assert emit.to_yaml([doc]).startswith("---\nb: 1\na:\n  d: []\n  c: {}\n? kkk")
     assert emit.to_yaml([doc], sort_keys=True).startswith("---\na:\n  c: {}\n  d: []\nb: 1\n")
     assert read(emit.to_yaml([doc])) == [doc]
+
+
+def test_keys_that_are_equal_in_python_stay_apart():
+    assert emit.to_yaml([{1: "a"}, {True: "b"}, {"1": "c"}]) == '---\n1: a\n---\ntrue: b\n---\n"1": c\n'
 
 
 def test_floats_stay_floats_and_nan_is_refused():
