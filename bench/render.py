@@ -167,6 +167,7 @@ def main(repeat=5):
           f"{t_envsubst / t_render:5.1f}x faster (target >= 5x)")
     print(f"  yaml-rs alone on the same text     {t_parser:8.3f} s   "
           f"{t_envsubst / t_parser:5.1f}x: the most any render built on it can reach")
+    print(f"  render against the parser alone    {t_render / t_parser:8.2f}x  (target <= 2x)")
     print(f"  render.py render + validate      {t_validate:8.3f} s   "
           f"validation adds {(t_validate - t_render) / t_render:4.2f}x the render time (target <= 1.0x)")
     print(f"  python -c pass                   {t_pass * 1000:8.1f} ms")
