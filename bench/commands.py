@@ -6,7 +6,7 @@ as its own process, the commands taking turns (A B C A B C ...); each figure is 
 median of the runs with their min and max, and the peak memory (max RSS) of the
 largest run:
   - one `envsubst` process per file, written into a folder (the glue: a shell loop);
-  - `helm template --output-dir` of the equivalent chart (helm from bench/helm_binary);
+  - `helm template --output-dir` of the equivalent chart (helm from tests/layer_binaries);
   - `render.py template --out DIR`, what `make render` runs (render, validate, write);
   - the same with `-o json`; `render.py validate` (no output).
 """
@@ -21,9 +21,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+sys.path.insert(0, ROOT)
 
-import helm_binary  # noqa: E402
+from tests import layer_binaries  # noqa: E402
 
 
 def _load(name):
@@ -82,7 +82,7 @@ def main(runs=RUNS):
         render_py = [sys.executable, os.path.join(ROOT, "render.py"), "--kube-version", "1.37"]
         commands = {
             "envsubst": ["sh", "-c", "cd manifests && for f in */*.yaml; do envsubst < $f > ../envsubst/$f; done"],
-            "helm": [helm_binary.helm(), "template", "bench", chart, "--output-dir", os.path.join(tmp, "helm")],
+            "helm": [layer_binaries.binary("helm"), "template", "bench", chart, "--output-dir", os.path.join(tmp, "helm")],
             "template": [*render_py, "template", "--out", os.path.join(tmp, "build")],
             "template -o json": [*render_py, "template", "-o", "json", "--out", os.path.join(tmp, "build-json")],
             "validate": [*render_py, "validate"],

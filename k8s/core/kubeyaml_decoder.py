@@ -43,6 +43,9 @@ def _too_deep(text):
     return bool(_DEEP.search(text) or _DEEP_FIRST.match(text))
 
 _BRACKET = re.compile(r"[\[\]{}]")
+# a tag (after any anchor) as go-yaml v2 scans it: '!' and URI characters, `,[]` among them
+_TAG_TOKEN = re.compile(r"(?:&[^ \t\r\n]+[ \t]+)?(![-0-9A-Za-z_;/?:@&=+$,.!~*'()\[\]%]*)")
+_TAG_AND_FLOW = re.compile(r"![-0-9A-Za-z_;/?:@&=+$.!~*'()%]*[,\[\]]")
 _BANG = re.compile(r"(?:&\S+[ \t]+)?![ \t\r\n]")  # a plain scalar tagged with the bare `!`
 
 
@@ -59,6 +62,7 @@ class _Decoder:
         self.filename, self.text, self.line0, self.expand = filename, text, line0, expand
         self.seen, self.stack = set(), set()
         self.count = self.aliased = self.alias_depth = 0
+        self.tags_in_flow = _TAG_AND_FLOW.search(text) is not None
 
     def error(self, node, message):
         m = node.start_mark
@@ -72,7 +76,7 @@ class _Decoder:
         self.seen.add(id(node))
         self.stack.add(id(node))
         self.alias_depth += alias
-        self.count += 1
+        self.count += 1 + alias  # decode.go unmarshals an alias node, then the node it names
         self.aliased += self.alias_depth > 0
         n = self.count  # allowedAliasRatio: 99% up to 400,000 decodes, down to 10% at 4,000,000
         ratio = 0.99 if n <= 400_000 else 0.10 if n >= 4_000_000 else 0.99 - 0.89 * (n - 400_000) / 3_600_000
@@ -87,6 +91,8 @@ class _Decoder:
     def decode(self, node):
         """The JSON value of `node`."""
         alias = self._enter(node)
+        if self.tags_in_flow and node.tag and not alias:
+            self._check_tag(node)
         try:
             if isinstance(node, yaml.ScalarNode):
                 try:
@@ -111,6 +117,14 @@ class _Decoder:
                     and (child.value[:1] == ":" or "?" in child.value[1:])):
                 raise self.error(child, "kubectl cannot read a plain scalar with '?' or a leading ':' "
                                  "inside [ ] or { } (quote it)")
+
+    def _check_tag(self, node):
+        """go-yaml v2 reads `,`, `[` and `]` right after a tag as part of it (URI characters):
+        `[!!str, a]` is ['a'] to kubectl, ['', 'a'] to libyaml. Such a tag is refused."""
+        written = _TAG_TOKEN.match(self.text, node.start_mark.index)
+        if written and any(c in written.group(1) for c in ",[]"):
+            raise self.error(node, f"kubectl reads {written.group(1)!r} as one tag, flow characters "
+                                   "included: put a space after the tag")
 
     def scalar(self, node):
         """The Go value of a scalar (decode.go scalar(), resolve.go resolve())."""
@@ -163,7 +177,9 @@ class _Decoder:
             if (isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<"
                     and (key_node.tag == _MERGE or not key_node.tag and not key_node.style)):
                 sources = [value_node]
-                if isinstance(value_node, yaml.SequenceNode):
+                # a sequence of maps merges when written in place; an alias of one does not (a
+                # node defined before its key is an alias: libyaml gives both the same node)
+                if isinstance(value_node, yaml.SequenceNode) and value_node.start_mark.index > key_node.start_mark.index:
                     sources = value_node.value[::-1]
                 if not all(isinstance(n, yaml.MappingNode) for n in sources):
                     raise self.error(value_node, "map merge requires map or sequence of maps as the value")
@@ -203,11 +219,30 @@ def _compose(text, filename, line0):
             if e.problem == "found unknown escape character" and text[mark.index:mark.index + 2] == "\\'":
                 text = text[:mark.index] + text[mark.index + 1:]  # go-yaml v2 reads \' in "..." as '
                 continue
+            if e.problem == "second occurrence" and e.context_mark is not None:
+                text = _rename_first_anchor(text, e.context_mark.index, mark.index)
+                continue
+            if e.problem == "found unexpected ':'" and e.context == "while scanning a plain scalar":
+                # go-yaml v2.4 reads `[a:]` as ["a:"]: a plain scalar in a flow ends after a ':'
+                # that a flow indicator follows. Such a scalar is a string: quoted, it reads alike.
+                start, end = e.context_mark.index, mark.index + 1
+                text = text[:start] + "'" + text[start:end].replace("'", "''") + "'" + text[end:]
+                continue
             message = f"{e.problem} ({e.context})" if e.context else e.problem
             raise UserError(f"invalid YAML: {message}", file=filename,
                             line=line0 + mark.line + 1, col=mark.column + 1) from None
         finally:
             loader.dispose()
+
+
+def _rename_first_anchor(text, first, second):
+    """go-yaml v2 lets an anchor be defined again (an alias names the latest): the first
+    definition at `first`, and its aliases before `second`, get a name of their own."""
+    name = re.match(r"&([^ \t\r\n,\[\]{}]+)", text[first:]).group(1)
+    own = next(f"{name}-{n}" for n in range(1, len(text) + 2) if f"{name}-{n}" not in text)
+    between = re.sub(r"\*" + re.escape(name) + r"(?=[ \t\r\n,\[\]{}]|$)", "*" + own,
+                     text[first + 1 + len(name):second])
+    return text[:first] + "&" + own + between + text[second:]
 
 
 def _decode(text, filename, line0, expand=None):

@@ -65,7 +65,8 @@ _UNSAFE = [(c, re.compile(p)) for c, p in [
     (",", rf",{_GATE}{_TOKEN}"),
     ("\r", r"\r(?!\n)"),  # a lone CR
     ("'", r"':[^ \r\n]"),  # 'a':b; "a":b is _closing_quote_colon's
-    ("\\", r"\\/")]]  # go-yaml v2 rejects the escape \/
+    # go-yaml v2 rejects the escape \/ and a surrogate's (\ud83d\ude00), which yaml-rs decodes
+    ("\\", r"\\/|\\u[dD][89a-fA-F]|\\U0000[dD][89a-fA-F]")]]
 _START = re.compile(rf"\.\.\.|{_LINE}{_GATE}{_TOKEN}")
 _CONTROLS = bytes(c for c in range(32) if c not in b"\r\n") + b"\x7f"
 

