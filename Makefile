@@ -28,7 +28,7 @@ COMPONENTS := $(notdir $(wildcard manifests/*))
 ifneq ($(and $(filter diff,$(MAKECMDGOALS)),$(filter $(COMPONENTS),$(MAKECMDGOALS))),)
 $(error make diff takes one component as C=NAME: make diff C=$(firstword $(filter $(COMPONENTS),$(MAKECMDGOALS))))
 endif
-.PHONY: help test controlplane sandbox sandbox_down render validate vars components bench clean install diff check kubeconfig \
+.PHONY: help test yaml_hunt controlplane sandbox sandbox_down render validate vars components bench clean install diff check kubeconfig \
 	untaint_master admission_config sops_gen_gpg sops_gen_age secrets secret_set data_sync_keys FORCE \
 	persistent persistent_dirs node_labels encryption_key encryption_config \
 	encryption_install encryption_rotate audit_policy audit_install kubelet_serving_certs approve_kubelet_certs \
@@ -44,6 +44,9 @@ help: ## list every target with its description
 
 test: .venv/.installed controlplane ## run the whole test suite (cluster-facing tests on a real control plane)
 	HYPOTHESIS_PROFILE=ci $(PYTHON) -m pytest
+
+yaml_hunt: .venv/.installed controlplane ## the YAML oracle with many more generated manifests (EXAMPLES=20000)
+	YAML_ORACLE_EXAMPLES=$(or $(EXAMPLES),20000) $(PYTHON) -m pytest -q tests/core/test_yaml_oracle.py
 
 controlplane: .venv/.installed ## build kube-apiserver, controller-manager, scheduler and etcd for the tests (cached)
 	$(PYTHON) tests/controlplane/build.py

@@ -126,3 +126,29 @@ def test_generated_manifests_decode_as_kubectl_decodes_them(kubectl):
     found = differences(kubectl, bodies)
     refused = sum(isinstance(r, Refused) for r in kubectl.decode(bodies))
     assert found == [], f"{len(found)} of {len(bodies)} differ ({refused} refused by kubectl); first: {found[:3]}"
+
+
+def written(count):
+    """`count` objects of every shape (test_emit's strategy), and their text as the toolkit's
+    YAML writer writes them under `spec:`."""
+    from k8s.core import emit
+
+    from .test_emit import KEYS as EMIT_KEYS, VALUES
+
+    found = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(EMIT_KEYS, VALUES, min_size=1, max_size=5))
+    def collect(spec):
+        found.append((spec, emit.to_yaml([{"spec": spec}]).removeprefix("---\n")))
+
+    collect()
+    return found
+
+
+def test_what_the_writer_writes_kubectl_reads_as_the_same_objects(kubectl):
+    cases = written(EXAMPLES // 2)
+    theirs = kubectl.decode([text for _, text in cases])
+    wrong = [(text, their) for (spec, text), their in zip(cases, theirs) if not same(spec, their)]
+    assert wrong == [], f"{len(wrong)} of {len(cases)}; first: {wrong[:3]}"
