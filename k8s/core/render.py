@@ -120,9 +120,10 @@ def render_file(path, variables):
     expanded, inert = substitute.expand_inert(text, variables, path)  # raises on undefined names
     if inert:
         return kubeyaml.load_all(expanded, path), expanded, True
+    marked, unmark = substitute.without_braces(text)  # `[--x, ${V}]` is a list, not a mapping
     docs = kubeyaml.load_all_substituting(
-        text, path, lambda scalar: substitute.expand(scalar, variables, path))
-    return docs, text, False
+        marked, path, lambda scalar: substitute.expand(unmark(scalar), variables, path))
+    return docs, marked, False
 
 
 def render_jinja(text, path, variables):

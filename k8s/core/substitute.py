@@ -238,6 +238,28 @@ def _expand(text, variables, filename, line, col, inserted):
     return result
 
 
+_MARK = re.compile("\\$\ue000(\\d+)\ue001")
+
+
+def without_braces(text: str):
+    """(text with each `${...}` reference written `$` + a private-use mark, a function that
+    writes them back into a scalar's text): inside `[ ]` or `{ }`, YAML would read the braces
+    of `${V}` as a flow mapping. The marks hold no YAML indicator, so the text parses to the
+    structure the user meant; each scalar gets its references back before `expand`."""
+    if "${" not in text or "\ue000" in text:
+        return text, lambda scalar: scalar
+    found = []
+
+    def mark(m):
+        if m.group(2) is None:  # `$$` or `$NAME`: as it is
+            return m.group(0)
+        found.append(m.group(0))
+        return f"$\ue000{len(found) - 1}\ue001"
+
+    marked = _PATTERN.sub(mark, text)
+    return marked, lambda scalar: _MARK.sub(lambda m: found[int(m.group(1))], scalar) if "\ue000" in scalar else scalar
+
+
 def references(text: str) -> list[Reference]:
     """Every variable reference in `text`, in order.
 

@@ -222,3 +222,28 @@ def test_a_cluster_scoped_object_with_a_namespace_is_an_error(tmp_path):
     with pytest.raises(UserError, match=r"a.yaml:1: ClusterRole/x: ClusterRole is cluster-scoped: "
                                         r"remove metadata.namespace$"):
         render_text(tmp_path, text, {})
+
+
+FLOW = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm}
+data:
+  args: [--x, "${V}", ${V}, pre-${V}-post]
+  map: {k: ${V}, ${W}: v}
+"""
+
+
+@pytest.mark.parametrize("value", ["a=b", "a#b", " lead", "trail ", "x: y", "<<", "it's", '"q"', "{a}", "[1]", "plain"])
+def test_braced_references_inside_flow_collections_land_in_their_scalars(tmp_path, value):
+    [obj] = render_text(tmp_path, FLOW, {"V": value, "W": "key"})
+    assert obj.data["data"]["args"] == ["--x", value, value, f"pre-{value}-post"]
+    assert obj.data["data"]["map"] == {"k": value, "key": "v"}
+
+
+def test_an_undefined_braced_reference_in_a_flow_collection_names_its_place(tmp_path):
+    with pytest.raises(UserError) as err:
+        render_text(tmp_path, FLOW, {"W": "a=b"})  # W needs protecting: the per-scalar path
+    assert [line.split("a.yaml:")[1] for line in str(err.value).splitlines()] == [
+        "5:16: undefined variable V", "5:23: undefined variable V", "5:33: undefined variable V",
+        "6:12: undefined variable V"]
