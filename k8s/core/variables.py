@@ -127,6 +127,9 @@ class _Reader:
             text = data.decode("utf-8").removeprefix("\ufeff")  # make skips a BOM
         except UnicodeDecodeError as e:
             raise UserError("not valid UTF-8", file=path, line=data.count(b"\n", 0, e.start) + 1) from None
+        if "\0" in text:  # make ends the line there and glues the next one on: never what was meant
+            raise UserError("a NUL byte: make would cut this line there and read the next one as its rest; "
+                            "remove it", file=path, line=text.count("\n", 0, text.index("\0")) + 1)
         for lineno, line in _logical_lines(text):
             try:
                 self._statement(line, (f"{label}:{lineno}", path, lineno))

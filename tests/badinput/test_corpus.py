@@ -601,6 +601,9 @@ EVERY_COMMAND = {
     "a make conditional in the overlay": Case(**vars_overlay("ifeq ($(X),1)\nexport A = 1\nendif\n"), first_line=(
         "error: clusters/prod.vars:1: make directive 'ifeq' is not supported; only variable assignments are "
         "supported")),
+    "a NUL byte in Makefile.vars": Case({"Makefile.vars": BASE_VARS + "export X ?= a\x00b\n"}, first_line=(
+        "error: Makefile.vars:5: a NUL byte: make would cut this line there and read the next one as its rest; "
+        "remove it")),
     "a variable defined by itself": Case(**vars_overlay("export A = $(A) x\n"), args=("vars", "A"), first_line=(
         "error: clusters/prod.vars:1: Recursive variable 'A' references itself (eventually)")),
     "a node listed twice": Case(args=("persistent", "--dry-run=client"), env={"K8S_NODES": "a b a"},
