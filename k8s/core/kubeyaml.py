@@ -78,7 +78,17 @@ def load_all(text: str, filename: str) -> list[Document]:
     """
     _check(text, filename)
     if _JSON_START.match(text):
-        return [Document(i, line, v) for i, (_, _, line, v) in enumerate(_json_spans(text, filename))]
+        try:
+            return [Document(i, line, v) for i, (_, _, line, v) in enumerate(_json_spans(text, filename))]
+        except UserError as json_error:  # kubectl reads `{a: 1,}` as YAML when it is no JSON
+            try:
+                return _load_yaml(text, filename)
+            except UserError:
+                raise json_error from None
+    return _load_yaml(text, filename)
+
+
+def _load_yaml(text, filename):
     fast, spans, docs = is_fast(text), _spans(text, filename), []
     whole = _whole(text, len(spans)) if fast else None
     if whole is not None:

@@ -19,7 +19,7 @@ import math
 import re
 
 from ..errors import UserError
-from .kubeyaml_scalars import _INT64
+from .kubeyaml_scalars import _INT64, _json_value
 
 
 _SEPARATOR = re.compile(r"\n---([^\n]*)")  # decoder.go YAMLReader.Read: a line starting ---
@@ -67,7 +67,7 @@ def _json_spans(text, filename):
     def number(s):
         if not math.isfinite(f := float(s)):  # also NaN, Infinity: not JSON
             raise ValueError(f"number {s if len(s) <= 30 else s[:27] + '...'} is not a valid float64")
-        return f
+        return _json_value(f)  # kubectl sends 2.0 as 2: encoding/json writes it so
 
     def pairs(items):
         if len(out := dict(items)) < len(items):
