@@ -219,8 +219,9 @@ def _compose(text, filename, line0):
             if e.problem == "found unknown escape character" and text[mark.index:mark.index + 2] == "\\'":
                 text = text[:mark.index] + text[mark.index + 1:]  # go-yaml v2 reads \' in "..." as '
                 continue
-            if e.problem == "second occurrence" and e.context_mark is not None:
-                text = _rename_first_anchor(text, e.context_mark.index, mark.index)
+            if e.problem == "second occurrence" and e.context_mark is not None and (
+                    renamed := _rename_first_anchor(text, e.context_mark.index, mark.index)):
+                text = renamed
                 continue
             if e.problem == "found unexpected ':'" and e.context == "while scanning a plain scalar":
                 # go-yaml v2.4 reads `[a:]` as ["a:"]: a plain scalar in a flow ends after a ':'
@@ -235,14 +236,20 @@ def _compose(text, filename, line0):
             loader.dispose()
 
 
+_ANCHOR = re.compile(r"&([^ \t\r\n,\[\]{}]+)")
+
+
 def _rename_first_anchor(text, first, second):
     """go-yaml v2 lets an anchor be defined again (an alias names the latest): the first
     definition at `first`, and its aliases before `second`, get a name of their own."""
-    name = re.match(r"&([^ \t\r\n,\[\]{}]+)", text[first:]).group(1)
+    found = _ANCHOR.search(text, first, second)  # the node's properties: a tag may come first
+    if not found:
+        return None
+    name, at = found.group(1), found.start()
     own = next(f"{name}-{n}" for n in range(1, len(text) + 2) if f"{name}-{n}" not in text)
     between = re.sub(r"\*" + re.escape(name) + r"(?=[ \t\r\n,\[\]{}]|$)", "*" + own,
-                     text[first + 1 + len(name):second])
-    return text[:first] + "&" + own + between + text[second:]
+                     text[found.end():second])
+    return text[:at] + "&" + own + between + text[second:]
 
 
 def _decode(text, filename, line0, expand=None):

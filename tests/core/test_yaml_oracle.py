@@ -36,6 +36,11 @@ TAGGED = ["!!str 1", "!!str yes", "!!int 12", "!!int 0b-101", "!!int 012", "!!in
 # Keys whose JSON forms differ ("1" and '1', yes and true would be one key to kubectl, two to
 # YAML): a duplicate key is refused by the toolkit on purpose (the README says why).
 KEYS = ["a", "b", "name", "1", "-1", "1.5", "true", "~", "'q'", '"d"', "0x1F", "a b", "no"]
+# Values that span lines, carry comments, tabs or text beyond ASCII, or mix properties.
+OTHER = ["x # comment", "'a\n    b'", '"a\n    b"', "[a,\n    b]", "{a: 1,\n    b: 2}", "a\tb", '"tab\there"',
+         "café", '"\\xe9"', "!!binary |\n    aGk=", ">-\n    folded\n    text", "|\n    keep\n\n", "- x", "? a",
+         "*undefined", "!!str &a x", "&a !!str x", '"\\0"', "'multi\n\n    para'", "plain\n    continued",
+         "[a, [b, [c]]]", "{? a: 1}", "[a: 1, b]", "{a, b: c}", "[? a]"]
 
 
 def flow(depth):
@@ -56,7 +61,7 @@ def body(draw):
     """The text after the Probe's header: `spec:` and a block mapping of generated entries."""
     lines, anchors = ["spec:"], []
     for key in draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=5, unique=True)):
-        form = draw(st.sampled_from(["flow", "flow", "anchor", "alias", "merge", "sequence", "block"]))
+        form = draw(st.sampled_from(["flow", "flow", "anchor", "alias", "merge", "sequence", "block", "other"]))
         if form == "anchor":
             anchors.append(f"a{len(anchors)}")
             lines.append(f"  {key}: &{anchors[-1]} {draw(flow(2))}")
@@ -71,6 +76,8 @@ def body(draw):
             indicator = draw(st.sampled_from(["|", "|-", "|+", ">", ">-", "|2"]))
             lines.append(f"  {key}: {indicator}")
             lines += [f"    {draw(st.sampled_from(PLAIN + ['x y', '  more']))}" for _ in range(draw(st.integers(0, 2)))]
+        elif form == "other":
+            lines.append(f"  {key}: {draw(st.sampled_from(OTHER))}")
         else:
             lines.append(f"  {key}: {draw(flow(2))}")
     return "\n".join(lines) + "\n"
@@ -97,6 +104,7 @@ KNOWN = {
     "a tag right before a comma (refused on purpose)": "spec:\n  a: [!!str, a]\n",
     "a merge of a sequence": "spec:\n  s: &s [1, 2]\n  m:\n    <<: *s\n",
     "an anchor defined twice": "spec:\n  a: &x 1\n  b: &x 2\n  c: *x\n",
+    "an anchor defined again after a tag": "spec:\n  a: !!str &x 1\n  b: !!str &x 2\n  c: *x\n",
     "surrogate pair escapes": 'spec:\n  a: "\\ud83d\\ude00"\n',
     "many aliases of a scalar": "spec:\n  a: &a x\n  b: [" + ", ".join(["*a"] * 2000) + "]\n",
 }
