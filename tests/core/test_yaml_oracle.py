@@ -160,3 +160,51 @@ def test_what_the_writer_writes_kubectl_reads_as_the_same_objects(kubectl):
     theirs = kubectl.decode([text for _, text in cases])
     wrong = [(text, their) for (spec, text), their in zip(cases, theirs) if not same(spec, their)]
     assert wrong == [], f"{len(wrong)} of {len(cases)}; first: {wrong[:3]}"
+
+
+# Substitution: where a value needs no protection (substitute.is_inert), the toolkit's render
+# must be what kubectl reads from GNU envsubst's output, in every position a variable can take.
+SUBSTITUTED = ["plain", "a b", "yes", "1", "0644", "1.5", "~", "-x", "x-y", "100m", "a=b", "café", "2024-01-01",
+               "0b-101", "1e3", ".inf", "null", "web.example.com", "3.10"]
+POSITIONS = ["{k}: $V", "{k}: ${{V}}", "{k}: pre-${{V}}-post", '{k}: "$V"', "{k}: '${{V}}'", "{k}: [$V, x]",
+             "{k}: [x, ${{V}}]", "{k}: {{k: ${{V}}}}", "{k}-$V: x", "{k}: |\n    line $V", '{k}: ["${{V}}"]',
+             "{k}: $V # comment", "{k}:\n  - ${{V}}"]
+
+
+def substituted(count):
+    found = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(SUBSTITUTED), st.lists(st.sampled_from(POSITIONS), min_size=1, max_size=4))
+    def collect(value, positions):
+        lines = [p.format(k=f"k{n}") for n, p in enumerate(positions)]
+        found.append((value, "spec:\n" + "".join(f"  {line}\n" for line in lines).replace("\n    ", "\n      ")
+                      .replace("\n  - ", "\n    - ")))
+
+    collect()
+    return list(dict.fromkeys(found))
+
+
+def test_substitution_in_every_position_is_what_envsubst_gives_kubectl(kubectl, tmp_path):
+    import subprocess
+
+    from k8s.core import render, substitute
+
+    cases = [(v, b) for v, b in substituted(EXAMPLES // 2) if substitute.is_inert(v)]
+    envsubst = [subprocess.run(["envsubst"], input=body, env={"V": value}, capture_output=True, text=True,
+                               check=True).stdout for value, body in cases]
+    theirs = kubectl.decode(envsubst)
+    wrong = []
+    for (value, body), their in zip(cases, theirs):
+        path = tmp_path / "m.yaml"
+        path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p}\n" + body)
+        try:
+            [doc], _, _ = render.render_file(str(path), {"V": value})
+            ours = doc.data.get("spec")
+        except Exception as err:  # noqa: BLE001 - a refusal, compared as one
+            ours = Refused(str(err))
+        if not same(ours, their):
+            wrong.append((value, body, ours, their))
+    assert len(cases) > 20
+    assert wrong == [], f"{len(wrong)} of {len(cases)}; first: {wrong[:3]}"
