@@ -143,9 +143,12 @@ def _command_in(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    from .commands import FAMILY_OF
     from .errors import UserError
 
-    if not args.debug:  # the kubernetes client logs to the root logger what we report as one line
+    # The kubernetes client logs to the root logger what we report as one line; the offline
+    # commands never load it (nor logging, 10 ms of a render's start).
+    if not args.debug and FAMILY_OF.get(args.command) != "render":
         import logging
 
         logging.getLogger().addHandler(logging.NullHandler())

@@ -40,9 +40,38 @@ def render_and_validate(args, check=True, variable_values=None, version=None, on
     The version is the server's when a cluster is at hand, else --kube-version or
     $KUBE_VERSION.
     """
-    from .cluster.preflight import resolve_metrics_tls
-    from .core import render, validate, vendor
+    from .core import render, validate
     from .errors import raise_all
+
+    selected, skipped, variable_values, version, vendor_root = _rendering(
+        args, variable_values, version, only_install)
+    objects = render.render_components(selected, variable_values, vendor_root=vendor_root)
+    report = None
+    if check:
+        report = validate.validate([(o.data, o.source) for o in objects], version)
+        raise_all(report.errors)
+    return selected, skipped, objects, report, version
+
+
+def render_and_finish(args, finish, join, check=True):
+    """For `template` and `validate`: render and validate as `render_and_validate` does, and
+    give the objects to `finish` (objects -> {name: output}); a large set is done in two
+    processes (k8s.core.render_in_two), whose outputs `join` puts together. Returns the
+    selected and skipped components, the objects per component, the report, the version
+    and the outputs."""
+    from .core import render_in_two
+
+    selected, skipped, variable_values, version, vendor_root = _rendering(args, None, None, False)
+    counts, report, finished = render_in_two.rendered(selected, variable_values, vendor_root, version,
+                                                      check, finish, join)
+    return selected, skipped, counts, report, version, finished
+
+
+def _rendering(args, variable_values, version, only_install):
+    """What a render needs: the selected and skipped components, the variables, the version
+    and the vendor folder."""
+    from .cluster.preflight import resolve_metrics_tls
+    from .core import vendor
 
     if variable_values is None:
         variable_values = values(load_variables(args))
@@ -57,12 +86,7 @@ def render_and_validate(args, check=True, variable_values=None, version=None, on
         unvendored = [c for c in selected if vendor.not_vendored(c, vendor_root)]
         selected = [c for c in selected if c not in unvendored]
         skipped = skipped + unvendored
-    objects = render.render_components(selected, variable_values, vendor_root=vendor_root)
-    report = None
-    if check:
-        report = validate.validate([(o.data, o.source) for o in objects], version)
-        raise_all(report.errors)
-    return selected, skipped, objects, report, version
+    return selected, skipped, variable_values, version, vendor_root
 
 
 class Clusters:

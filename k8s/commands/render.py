@@ -42,19 +42,44 @@ def register(commands):
     p.set_defaults(run=cmd_components)
 
 
-def summary(selected, skipped, objects, report, version, written=None):
+def summary(selected, skipped, counts, report, version, written=None):
+    """The lines `template` and `validate` print; `counts`: component name -> objects."""
     lines = []
     for c in selected:
-        count = sum(1 for o in objects if o.component == c.name)
+        count = counts.get(c.name, 0)
         target = f" -> {written[c.name]}" if written and c.name in written else ""
         lines.append(f"  {c.name}: {count} object{'s' if count != 1 else ''}{target}")
     lines += [f"  {c.name}: {steps.skip_reason(c, version)}" for c in skipped]
     checked = f"valid for Kubernetes {version}" if report else "not validated"
-    lines.append(f"{len(objects)} objects from {len(selected)} components, {checked}")
+    lines.append(f"{sum(counts.values())} objects from {len(selected)} components, {checked}")
     if report and report.unvalidated:
         lines.append(f"{len(report.unvalidated)} custom resources without a CRD in the set were "
                      f"not validated: {', '.join(report.unvalidated)}")
     return "\n".join(lines)
+
+
+def _writer(args):
+    """(finish, join) of `template`: objects -> their text, one per component with --out
+    (else one for all, under ""), and how two texts of one component are put together."""
+    import operator
+
+    from ..core import emit
+    from ..secrets.masking import mask
+
+    dump = emit.to_json if args.output == "json" else emit.to_yaml
+
+    def finish(objects):
+        shown = [o.data if args.show_secrets else mask(o.data) for o in objects]
+        if args.output != "json":  # a document only substituted is written as it is
+            shown = [o.written(data) for o, data in zip(objects, shown)]
+        if not args.out:
+            return {"": dump(shown)}
+        by_component = {}
+        for o, data in zip(objects, shown):
+            by_component.setdefault(o.component, []).append(data)
+        return {name: dump(documents) for name, documents in by_component.items()}
+
+    return finish, emit.join_json if args.output == "json" else operator.add
 
 
 def cmd_template(args):
@@ -62,21 +87,18 @@ def cmd_template(args):
     them make DIR exactly this render, kubeadm/ included; named ones are added, nothing removed."""
     from ..core import build_dir, emit
     from ..nodes import kubeadm_patch
-    from ..secrets.masking import mask
 
-    selected, skipped, objects, report, version = steps.render_and_validate(args, check=args.validate)
-    dump = emit.to_json if args.output == "json" else emit.to_yaml
-    shown = {id(o): o.data if args.show_secrets else mask(o.data) for o in objects}
-    if args.output != "json":  # a document only substituted is written as it is
-        shown = {key: o.written(shown[key]) for key, o in zip(shown, objects)}
+    finish, join = _writer(args)
+    selected, skipped, counts, report, version, finished = steps.render_and_finish(
+        args, finish, join, check=args.validate)
     if not args.out:
-        sys.stdout.write(dump([shown[id(o)] for o in objects]))
+        sys.stdout.write(finished[""])
         for c in skipped:
             if c.name in (args.components or ()):  # asked for by name: say why it is not there
                 print(f"note: {c.name}: {steps.skip_reason(c, version)}", file=sys.stderr)
         return 0
-    texts = {f"{c.name}.{args.output}": dump([shown[id(o)] for o in objects if o.component == c.name])
-             for c in selected}
+    empty = (emit.to_json if args.output == "json" else emit.to_yaml)([])
+    texts = {f"{c.name}.{args.output}": finished.get(c.name, empty) for c in selected}
     every = not args.components  # only a render of every component is the whole of DIR
     kubeadm = {}
     if every:
@@ -85,7 +107,7 @@ def cmd_template(args):
     paths, removed = build_dir.write(args.out, {**texts, **kubeadm}, prune=every,
                                      known=build_dir.component_names(args.manifests) | set(kubeadm))
     written = dict(zip([c.name for c in selected], paths))
-    print(summary(selected, skipped, objects, report, version, written))
+    print(summary(selected, skipped, counts, report, version, written))
     if kubeadm:  # stdout is the components' summary; these are notes
         print(f"note: kubeadm: {os.path.join(args.out, kubeadm_patch.FOLDER)}/ "
               f"({', '.join(sorted(p.rpartition('/')[2] for p in kubeadm))}); "
@@ -97,7 +119,9 @@ def cmd_template(args):
 
 
 def cmd_validate(args):
-    print(summary(*steps.render_and_validate(args)))
+    selected, skipped, counts, report, version, _ = steps.render_and_finish(
+        args, lambda objects: {}, lambda first, second: first)
+    print(summary(selected, skipped, counts, report, version))
     return 0
 
 

@@ -232,3 +232,17 @@ def to_json(documents):
 
     return orjson.dumps({"apiVersion": "v1", "kind": "List", "items": list(documents)},
                         option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
+
+
+_LIST_HEAD = '{\n  "apiVersion": "v1",\n  "kind": "List",\n  "items": [\n'
+_LIST_TAIL = "\n  ]\n}\n"
+
+
+def join_json(first, second):
+    """One `to_json` List of the items of two: `to_json(a + b)` from `to_json(a)` and
+    `to_json(b)`, as the same bytes."""
+    if not second.startswith(_LIST_HEAD):
+        return first  # no items
+    if not first.startswith(_LIST_HEAD):
+        return second
+    return first[:-len(_LIST_TAIL)] + ",\n" + second[len(_LIST_HEAD):]

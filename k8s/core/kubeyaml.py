@@ -32,11 +32,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-import yaml
 import yaml_rs
 
 from ..errors import UserError
-from .kubeyaml_decoder import _compose, _decode, _Decoder
 from .kubeyaml_guard import is_fast
 from .kubeyaml_stream import _chunk, _json_spans, _JSON_START, _spans
 
@@ -103,6 +101,14 @@ def _load_yaml(text, filename):
     return docs
 
 
+def _decode(*args):
+    """The slow reference decoder (kubeyaml_decoder), loaded on first use: PyYAML under it
+    costs 12 ms of every start, and most renders never need it."""
+    from .kubeyaml_decoder import _decode as decode
+
+    return decode(*args)
+
+
 def document_text(text, span):
     """The text of the document at `span` of `text`, as kubectl reads it (lines end "\n")."""
     return _chunk(text, *span)
@@ -154,6 +160,10 @@ def line_of(text: str, filename: str, doc_index: int, path: list) -> int | None:
 def _line_index(text, filename, doc_index):
     """{JSON path (a tuple): 1-based line} of every node of document `doc_index`, or None:
     one parse for all the lines asked for, however many errors a document has."""
+    import yaml
+
+    from .kubeyaml_decoder import _compose, _Decoder
+
     try:
         _check(text, filename)
         if _JSON_START.match(text):
@@ -165,9 +175,10 @@ def _line_index(text, filename, doc_index):
     except (UserError, IndexError):
         return None
     decoder, lines, todo = _Decoder(filename, chunk, line0), {(): line}, [((), node)]
+    mapping, sequence = yaml.MappingNode, yaml.SequenceNode
     while todo:  # iterative: a deeply nested document must not exhaust the stack
         path, node = todo.pop()
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, mapping):
             try:
                 entries = [(key, k, v) for key, k, v in decoder.pairs(node) if isinstance(key, str)]
             except UserError:
@@ -175,7 +186,7 @@ def _line_index(text, filename, doc_index):
             for key, key_node, value_node in entries:
                 lines[path + (key,)] = line0 + key_node.start_mark.line + 1
                 todo.append((path + (key,), value_node))
-        elif isinstance(node, yaml.SequenceNode):
+        elif isinstance(node, sequence):
             for i, item in enumerate(node.value):
                 lines[path + (i,)] = line0 + item.start_mark.line + 1
                 todo.append((path + (i,), item))

@@ -22,6 +22,7 @@ import re
 import yaml
 
 from ..errors import UserError
+from .kubeyaml_depth import _MAX_DEPTH, _too_deep
 from .kubeyaml_scalars import (_BINARY, _FLOAT, _INT, _INT64, _MERGE, _RESOLVABLE, _STR, _T,
                                _json_key, _json_value, _resolve)
 
@@ -33,14 +34,6 @@ class _Loader(yaml.CSafeLoader):
         return ""
 
 
-_MAX_DEPTH = 5000  # libyaml's recursive composer crashes near 20000 levels, go-yaml stops at 10000
-_DEEP = re.compile(rf"\n[ -]{{{_MAX_DEPTH}}}")  # led by a literal "\n": a fast scan
-_DEEP_FIRST = re.compile(rf"[ -]{{{_MAX_DEPTH}}}")
-
-
-def _too_deep(text):
-    """Whether a line is indented (or "- " nested) `_MAX_DEPTH` deep."""
-    return bool(_DEEP.search(text) or _DEEP_FIRST.match(text))
 
 _BRACKET = re.compile(r"[\[\]{}]")
 # a tag (after any anchor) as go-yaml v2 scans it: '!' and URI characters, `,[]` among them

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .kubeyaml_decoder import _MAX_DEPTH, _too_deep
+from .kubeyaml_depth import _MAX_DEPTH, _too_deep
 
 
 # A plain scalar starts at the text's start, after "\n" + indentation (+ "- "), ": ", "[",

@@ -207,29 +207,50 @@ def paused_gc():
 
 
 def _render_components(components, variables, vendor_root):
+    objects = render_units(units(components), variables, vendor_root)
+    settle(objects, components, crds_of(objects))
+    return objects
+
+
+def units(components):
+    """The pieces of work of a render, in order: (component, None) for its imports, then
+    (component, path) for each of its files. A run in parts gives each part a slice."""
+    return [(c, path) for c in components for path in ([None] if c.imports else []) + list(c.files)]
+
+
+def render_units(work, variables, vendor_root):
+    """The objects of the `units` in `work`, images mirrored; not namespaced yet (that needs
+    every CRD of the set, see `settle`). All problems of all files are raised together."""
     objects, errors = [], []
-    for component in components:
-        if component.imports:
-            try:
+    for component, path in work:
+        try:
+            if path is None:
                 objects.extend(_imported(component, vendor_root))
-            except UserError as err:
-                errors.extend(getattr(err, "errors", [err]))
-        for path in component.files:
-            try:
+            else:
                 docs, text, as_written = render_file(path, variables)
                 objects.extend(_objects(docs, text, path, component.name, as_written))
-            except UserError as err:
-                errors.extend(getattr(err, "errors", [err]))
+        except UserError as err:
+            errors.extend(getattr(err, "errors", [err]))
     raise_all(errors)
     _mirror_images(objects, variables.get("IMAGE_MIRROR", ""))
-    crds = [o.data for o in objects if o.data["kind"] == "CustomResourceDefinition"]
+    return objects
+
+
+def crds_of(objects):
+    """The CustomResourceDefinitions among rendered objects."""
+    return [o.data for o in objects if o.data["kind"] == "CustomResourceDefinition"]
+
+
+def settle(objects, components, crds):
+    """Give each object its component's namespace (namespaced kinds only: `crds` are the
+    set's CRDs, which say for their kinds), then refuse two objects with one identity."""
+    errors = []
     namespaces = {c.name: c.namespace for c in components}
     for obj in objects:
         obj.default_namespace = namespace = namespaces[obj.component]
         _namespace(obj, namespace, crds, errors)
     raise_all(errors)
     _check_duplicates(objects)
-    return objects
 
 
 def _imported(component, vendor_root):

@@ -78,7 +78,7 @@ def supported_versions():
     return sorted(_version_dirs(), key=lambda v: tuple(map(int, v.split("."))))
 
 
-def validate(objects, kube_version=None):
+def validate(objects, kube_version=None, crds=None):
     """Validate rendered objects for a Kubernetes version.
 
     Parameters:
@@ -88,6 +88,8 @@ def validate(objects, kube_version=None):
             keys and indexes and returning its line or None).
         kube_version: target version like "1.31" ("v1.31.2" works too);
             default is the newest of `supported_versions()`.
+        crds: the CustomResourceDefinitions of the whole set when `objects` is
+            only part of it; default: those among `objects`.
 
     Returns a ValidationReport. Raises UserError if `kube_version` is not
     supported.
@@ -95,13 +97,13 @@ def validate(objects, kube_version=None):
     version = _resolve_version(kube_version)
     vdir = _version_dirs()[version]
     report = ValidationReport(kube_version=version)
-    crds = {}
-    for obj, _ in objects:
+    by_kind = {}
+    for obj in (o for o, _ in objects) if crds is None else crds:
         if get_in(obj, "apiVersion") == "apiextensions.k8s.io/v1" and get_in(obj, "kind") == "CustomResourceDefinition":
             group, kind = get_in(obj, "spec", "group"), get_in(obj, "spec", "names", "kind")
             if is_name(group) and is_name(kind):  # else the CRD's own validation says what is wrong
-                crds[group, kind] = obj
-    run = SimpleNamespace(version=version, vdir=vdir, crds=crds, cr_validators={}, report=report)
+                by_kind[group, kind] = obj
+    run = SimpleNamespace(version=version, vdir=vdir, crds=by_kind, cr_validators={}, report=report)
     for obj, where in objects:
         report.errors += _check(obj, where, run)
     return report
