@@ -86,12 +86,17 @@ def read_bytes(path, kind="manifest", name=None, missing="does not exist"):
         if info.st_size > limit:
             raise _too_large(name, kind, info.st_size)
         chunks, total = [], 0
+        want = info.st_size + 1  # all of it in one read (not a MiB buffer each time) and one more byte
         while total <= limit:  # the file may grow while it is read: never more than the limit + 1
-            chunk = os.read(fd, min(limit + 1 - total, MIB) or 1)
+            asked = min(limit + 1 - total, want) or 1
+            chunk = os.read(fd, asked)
+            want = MIB
             if not chunk:
                 break
             chunks.append(chunk)
             total += len(chunk)
+            if len(chunk) < asked:
+                break  # a regular file's short read is its end
         if total > limit:
             raise _too_large(name, kind, None)
         return b"".join(chunks)

@@ -121,22 +121,38 @@ _SELECTORS = {"": (("spec", "selector", "matchLabels"),), "apps": (("spec", "sel
 _SERVICE_SELECTORS = (("spec", "selector", "matchLabels"), ("spec", "selector"))
 
 
+@functools.lru_cache(maxsize=1024)
+def _checks(group, kind):
+    """What `meta_problems` checks of a kind: (test and text of its name rule, the paths of its
+    pod template metadata, of its label selectors, its keyed data fields)."""
+    return (_NAME_RULES[kinds.NAME_RULES.get((group, kind), "dns-1123-subdomain")],
+            kinds.TEMPLATE_METADATA.get((group, kind), ()),
+            _SERVICE_SELECTORS if (group, kind) == ("", "Service") else _SELECTORS.get(group, ()),
+            tuple((kinds.KEYED_DATA.get((group, kind)) or {}).items()))
+
+
+def _at(obj, path):
+    """get_in(obj, *path) without the call's argument tuple."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
 def meta_problems(obj, group, kind):
     """[(JSON path, message)] of what the API server's ValidateObjectMeta and its ConfigMap and
     Secret checks refuse in `obj`, a `kind` of API `group`. A value of a Secret is never shown.
     (It runs for every object of a render: plain lookups, no helper per field.)"""
     errors = []
     error = errors.append
+    (name_test, name_text), templates, selectors, keyed = _checks(group, kind)
     meta = obj.get("metadata")
     name = namespace = None
     if type(meta) is dict:
         name, namespace = meta.get("name"), meta.get("namespace")
-        if type(name) is str and name:
-            problem = name_problem(name, group, kind)
-            if problem:
-                long = f" ({len(name)} characters)" if len(name) > 63 else ""
-                error((["metadata", "name"], f"metadata.name {short(name)}{long} is not a valid {kind} name: "
-                                             f"{problem}"))
+        if type(name) is str and name and not name_test(name):
+            long = f" ({len(name)} characters)" if len(name) > 63 else ""
+            error((["metadata", "name"], f"metadata.name {short(name)}{long} is not a valid {kind} name: "
+                                         f"must be {name_text}"))
         if type(namespace) is str and namespace and not (len(namespace) <= 63 and DNS1123_LABEL.fullmatch(namespace)):
             error((["metadata", "namespace"], f"metadata.namespace {short(namespace)} is not a valid namespace "
                                               f"name: {_NAME_RULES['dns-1123-label'][1]}"))
@@ -147,20 +163,19 @@ def meta_problems(obj, group, kind):
                                          f"{short(f'{plural}.{crd_group}')}"))
     if type(meta) is dict and ("labels" in meta or "annotations" in meta):
         _labels_errors(meta, ("metadata",), errors)
-    for path in kinds.TEMPLATE_METADATA.get((group, kind), ()):
-        template = get_in(obj, *path)
+    for path in templates:
+        template = _at(obj, path)
         if isinstance(template, dict):
             _labels_errors(template, path, errors)
-    for path in (_SERVICE_SELECTORS if (group, kind) == ("", "Service") else _SELECTORS.get(group, ())):
-        selector = get_in(obj, *path)
+    for path in selectors:
+        selector = _at(obj, path)
         if isinstance(selector, dict):
             _label_map_errors(selector, path, errors)
-    keyed = kinds.KEYED_DATA.get((group, kind))
-    for field_name, base64_values in (keyed.items() if keyed else ()):
+    for field_name, base64_values in keyed:
         values = obj.get(field_name)
         if isinstance(values, dict):
             _keyed_errors(values, field_name, base64_values, kind, errors)
-    return [(list(path), message) for path, message in errors]
+    return [(list(path), message) for path, message in errors] if errors else errors
 
 
 def _adder(errors):
@@ -170,12 +185,12 @@ def _adder(errors):
 
 def _labels_errors(meta, at, errors):
     """Label keys and values, annotation keys and their total size, of the metadata at `at`."""
-    error = _adder(errors)
-    dotted = ".".join(at)
     labels, annotations = meta.get("labels"), meta.get("annotations")
     if isinstance(labels, dict):
         _label_map_errors(labels, (*at, "labels"), errors)
     if isinstance(annotations, dict):
+        error = _adder(errors)
+        dotted = ".".join(at)
         size = 0
         for key, value in annotations.items():
             size += len(str(key).encode()) + (len(value.encode()) if isinstance(value, str) else 0)
@@ -187,10 +202,22 @@ def _labels_errors(meta, at, errors):
                                         f"limit of {ANNOTATIONS_LIMIT} bytes (256 KiB)")
 
 
+_GOOD_KEYS, _GOOD_VALUES = set(), set()  # label keys and values found valid: every object has them
+
+
 def _label_map_errors(labels, at, errors):
+    good_keys, good_values = _GOOD_KEYS, _GOOD_VALUES
     for key, value in labels.items():
+        if type(key) is str and key in good_keys and (type(value) is not str or value in good_values):
+            continue
         key_problem = label_key_problem(key if type(key) is str else str(key))
         value_problem = label_value_problem(value) if type(value) is str else None
+        if not key_problem and type(key) is str and len(good_keys) < 100_000:
+            good_keys.add(key)
+            if type(value) is str and not value_problem:
+                if len(good_values) > 100_000:
+                    good_values.clear()
+                good_values.add(value)
         if key_problem or value_problem:
             dotted = ".".join(at)
             if key_problem:

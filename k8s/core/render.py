@@ -207,8 +207,8 @@ def paused_gc():
 
 
 def _render_components(components, variables, vendor_root):
-    objects = render_units(units(components), variables, vendor_root)
-    settle(objects, components, crds_of(objects))
+    objects, crds = render_units(units(components), variables, vendor_root)
+    settle(objects, components, crds)
     return objects
 
 
@@ -219,47 +219,62 @@ def units(components):
 
 
 def render_units(work, variables, vendor_root):
-    """The objects of the `units` in `work`, images mirrored; not namespaced yet (that needs
-    every CRD of the set, see `settle`). All problems of all files are raised together."""
-    objects, errors = [], []
+    """(objects, the CustomResourceDefinitions among them) of the `units` in `work`, images
+    mirrored; not namespaced yet (that needs every CRD of the set, see `settle`). All
+    problems of all files are raised together."""
+    objects, crds, errors = [], [], []
     for component, path in work:
         try:
             if path is None:
-                objects.extend(_imported(component, vendor_root))
+                objects.extend(_imported(component, vendor_root, crds))
             else:
                 docs, text, as_written = render_file(path, variables)
-                objects.extend(_objects(docs, text, path, component.name, as_written))
+                objects.extend(_objects(docs, text, path, component.name, as_written, crds))
         except UserError as err:
             errors.extend(getattr(err, "errors", [err]))
     raise_all(errors)
     _mirror_images(objects, variables.get("IMAGE_MIRROR", ""))
-    return objects
-
-
-def crds_of(objects):
-    """The CustomResourceDefinitions among rendered objects."""
-    return [o.data for o in objects if o.data["kind"] == "CustomResourceDefinition"]
+    return objects, crds
 
 
 def settle(objects, components, crds):
     """Give each object its component's namespace (namespaced kinds only: `crds` are the
-    set's CRDs, which say for their kinds), then refuse two objects with one identity."""
-    errors = []
+    set's CRDs, which say for their kinds), then refuse two objects with one identity.
+    A cluster-scoped object must have no namespace (the server would drop it, and two
+    such objects clash). One pass: the objects are many, and each is touched once."""
     namespaces = {c.name: c.namespace for c in components}
+    errors, duplicates, scopes, seen = [], [], {}, {}
     for obj in objects:
-        obj.default_namespace = namespace = namespaces[obj.component]
-        _namespace(obj, namespace, crds, errors)
+        obj.default_namespace = default = namespaces[obj.component]
+        data = obj.data
+        meta, api_version, kind = data["metadata"], data["apiVersion"], data["kind"]
+        namespaced = scopes.get((api_version, kind), scopes)
+        if namespaced is scopes:  # kinds.is_namespaced reads every CRD: once per kind
+            namespaced = scopes[api_version, kind] = kinds.is_namespaced(api_version, kind, crds)
+        namespace = meta.get("namespace")
+        if namespace:
+            if namespaced is False:
+                errors.append(UserError(f"{kind} is cluster-scoped: remove metadata.namespace",
+                                        file=obj.source.file, line=obj.source.line, obj=obj.ref))
+        elif default and namespaced:
+            meta["namespace"] = namespace = default
+            obj.as_written = False
+        first = seen.setdefault((api_version.rpartition("/")[0], kind, namespace or "", meta["name"]), obj)
+        if first is not obj:
+            duplicates.append(UserError(
+                f"duplicate object, first defined at {first.source.file}:{first.source.line}",
+                file=obj.source.file, line=obj.source.line, obj=obj.ref))
     raise_all(errors)
-    _check_duplicates(objects)
+    raise_all(duplicates)
 
 
-def _imported(component, vendor_root):
+def _imported(component, vendor_root, crds):
     """Objects of a component's vendored upstream files, checked against vendor/lock.yaml."""
     from . import vendor
 
     objects = []
     for path, text in vendor.documents(component, vendor_root):
-        objects.extend(_objects(kubeyaml.load_all(text, path), text, path, component.name))
+        objects.extend(_objects(kubeyaml.load_all(text, path), text, path, component.name, crds=crds))
     return objects
 
 
@@ -274,18 +289,29 @@ def _mirror_images(objects, mirror):
                 obj.as_written = False
 
 
-def _objects(docs, text, path, component, as_written=False):
+def _objects(docs, text, path, component, as_written=False, crds=None):
+    """The objects of a file's documents; the CRDs among them are added to `crds` too."""
+    crds = [] if crds is None else crds
     if not path.endswith(".j2") and all(d.data is None for d in docs):
         # kubectl says "no objects passed to apply"; a template may render nothing.
         raise UserError("no Kubernetes objects in file", file=path)
     objects, errors = [], []
     for doc in docs:
-        if doc.data is None:
+        data = doc.data
+        if data is None:
             continue  # empty documents are skipped, as kubectl does
         kept = as_written and doc.span is not None
-        for data, source in _flatten(doc.data, Source(path, doc.line, doc.index, text,
-                                                      span=doc.span if kept else None), errors):
+        source = Source(path, doc.line, doc.index, text, (), doc.span if kept else None)
+        if type(data) is dict and data.get("kind") != "List":  # what nearly every document is
+            if _is_object(data, source, errors):
+                objects.append(RenderedObject(data, component, source, None, None, kept))
+                if data["kind"] == "CustomResourceDefinition":
+                    crds.append(data)
+            continue
+        for data, source in _flatten(data, source, errors):
             objects.append(RenderedObject(data, component, source, as_written=kept and not source.within))
+            if data["kind"] == "CustomResourceDefinition":
+                crds.append(data)
     raise_all(errors)
     return objects
 
@@ -346,28 +372,4 @@ def _what(value):
     return {list: "a list", str: "a string", dict: "a mapping", bool: "a boolean", int: "a number",
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
-
-def _namespace(obj, default, crds, errors):
-    """Give a namespaced object without one the component's `default`; a cluster-scoped
-    object must have none (the server would drop it, and two such objects clash)."""
-    data = obj.data
-    meta = data["metadata"]
-    if meta.get("namespace"):
-        if kinds.is_namespaced(data["apiVersion"], data["kind"], crds) is False:
-            errors.append(UserError(f"{obj.kind} is cluster-scoped: remove metadata.namespace",
-                                    file=obj.source.file, line=obj.source.line, obj=obj.ref))
-    elif default and kinds.is_namespaced(data["apiVersion"], data["kind"], crds):
-        meta["namespace"] = default
-        obj.as_written = False
-
-
-def _check_duplicates(objects):
-    seen, errors = {}, []
-    for obj in objects:
-        first = seen.setdefault(obj.key, obj)
-        if first is not obj:
-            errors.append(UserError(
-                f"duplicate object, first defined at {first.source.file}:{first.source.line}",
-                file=obj.source.file, line=obj.source.line, obj=obj.ref))
-    raise_all(errors)
 

@@ -190,18 +190,17 @@ def _expand(text, variables, filename, line, col, inserted):
         escape, braced, operator, argument, bare = m.groups()
         if escape:
             return "$"
-        if bare:
-            value = get(bare)
-            if value is None:
-                problems.append((m.start(), f"undefined variable {bare}"))
-                return ""
-            return use(m, bare, value)
-        value = get(braced)
+        name = bare or braced
+        value = get(name)
         if operator is None:
             if value is None:
-                problems.append((m.start(), f"undefined variable {braced}"))
+                problems.append((m.start(), f"undefined variable {name}"))
                 return ""
-            return use(m, braced, value)
+            if value.isascii():  # `use`, inlined for the reference nearly every one is
+                if keep:
+                    keep(value)
+                return value
+            return use(m, name, value)
         if "$" in argument:
             bad = _bad_argument(argument)
             if bad is not None:

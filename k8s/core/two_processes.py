@@ -18,13 +18,13 @@ import os
 import pickle
 import signal
 import sys
-import threading
 
 
 def available():
     """Whether a second process can help: fork exists, a second CPU is ours, and no other
     thread runs (a thread's locks would be copied into the child held)."""
-    return (hasattr(os, "fork") and threading.active_count() == 1
+    threading = sys.modules.get("threading")  # not loaded: no thread was started from Python
+    return (hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
             and len(os.sched_getaffinity(0)) >= 2)
 
 
