@@ -146,9 +146,14 @@ def main(argv=None):
     from .commands import FAMILY_OF
     from .errors import UserError
 
+    offline = FAMILY_OF.get(args.command) == "render"
+    if not offline:  # render.py starts without the cycle collector; a render is short and makes no cycles
+        import gc
+
+        gc.enable()
     # The kubernetes client logs to the root logger what we report as one line; the offline
     # commands never load it (nor logging, 10 ms of a render's start).
-    if not args.debug and FAMILY_OF.get(args.command) != "render":
+    if not args.debug and not offline:
         import logging
 
         logging.getLogger().addHandler(logging.NullHandler())

@@ -241,7 +241,8 @@ def settle(objects, components, crds):
     """Give each object its component's namespace (namespaced kinds only: `crds` are the
     set's CRDs, which say for their kinds), then refuse two objects with one identity.
     A cluster-scoped object must have no namespace (the server would drop it, and two
-    such objects clash). One pass: the objects are many, and each is touched once."""
+    such objects clash). One pass: the objects are many, and each is touched once.
+    Returns the identities (`RenderedObject.key`) of the objects."""
     namespaces = {c.name: c.namespace for c in components}
     errors, duplicates, scopes, seen = [], [], {}, {}
     for obj in objects:
@@ -266,6 +267,7 @@ def settle(objects, components, crds):
                 file=obj.source.file, line=obj.source.line, obj=obj.ref))
     raise_all(errors)
     raise_all(duplicates)
+    return seen.keys()
 
 
 def _imported(component, vendor_root, crds):

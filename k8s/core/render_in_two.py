@@ -81,12 +81,12 @@ def _half(work, components, variables, vendor_root, version, check, finish):
         objects, ours = render.render_units(work, variables, vendor_root)
         first, second = yield ours
         crds = first + second
-        render.settle(objects, components, crds)
+        keys = set(render.settle(objects, components, crds))
         report = None
         if check:
             report = validation.validate([(o.data, o.source) for o in objects], version, crds=crds)
             raise_all(report.errors)
-        return {"keys": {o.key for o in objects}, "counts": Counter(o.component for o in objects),
+        return {"keys": keys, "counts": Counter(o.component for o in objects),
                 "report": report and (report.kube_version, report.unvalidated), "finished": finish(objects)}
 
 
