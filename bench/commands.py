@@ -38,7 +38,7 @@ def _load(name):
 
 tree = _load("render")  # the tree and its variables
 
-RUNS = 7
+RUNS = 11
 VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
