@@ -42,6 +42,16 @@ _TAG_AND_FLOW = re.compile(r"![-0-9A-Za-z_;/?:@&=+$.!~*'()%]*[,\[\]]")
 _BANG = re.compile(r"(?:&\S+[ \t]+)?![ \t\r\n]")  # a plain scalar tagged with the bare `!`
 
 
+class _Unrepresentable:
+    """A scalar json.Marshal refuses (NaN, an infinity), with the error to give if it is
+    still in the object once the document is decoded."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
 class _Decoder:
     """decode.go's unmarshal into interface{} plus the JSON round trip, over libyaml nodes.
 
@@ -53,7 +63,7 @@ class _Decoder:
 
     def __init__(self, filename, text, line0, expand=None):
         self.filename, self.text, self.line0, self.expand = filename, text, line0, expand
-        self.seen, self.stack = set(), set()
+        self.seen, self.stack, self.unrepresentable = set(), set(), []
         self.count = self.aliased = self.alias_depth = 0
         self.tags_in_flow = _TAG_AND_FLOW.search(text) is not None
 
@@ -77,6 +87,25 @@ class _Decoder:
             raise self.error(node, "document contains excessive aliasing")
         return alias
 
+    def settled(self, value):
+        """`value`, the decoded document; the error of the first NaN or infinity still in it.
+        json.Marshal refuses those in the object it writes, so one that a later key or a
+        merge replaced (go-yaml v2 sets keys in order) never reaches it."""
+        if self.unrepresentable:
+            left, todo = set(), [value]
+            while todo:
+                item = todo.pop()
+                if isinstance(item, dict):
+                    todo.extend(item.values())
+                elif isinstance(item, list):
+                    todo.extend(item)
+                elif isinstance(item, _Unrepresentable):
+                    left.add(id(item))
+            for bad in self.unrepresentable:
+                if id(bad) in left:
+                    raise bad.error
+        return value
+
     def _leave(self, node, alias):
         self.stack.discard(id(node))
         self.alias_depth -= alias
@@ -89,9 +118,15 @@ class _Decoder:
         try:
             if isinstance(node, yaml.ScalarNode):
                 try:
-                    return _json_value(self.scalar(node))
+                    value = self.scalar(node)
                 except ValueError as e:
                     raise self.error(node, str(e)) from None
+                try:
+                    return _json_value(value)
+                except ValueError as e:  # NaN or an infinity: refused only if it stays in the object
+                    bad = _Unrepresentable(self.error(node, str(e)))
+                    self.unrepresentable.append(bad)
+                    return bad
             self._check_flow(node)
             if isinstance(node, yaml.SequenceNode):
                 return [self.decode(child) for child in node.value]
@@ -248,6 +283,9 @@ def _rename_first_anchor(text, first, second):
 def _decode(text, filename, line0, expand=None):
     node, text = _compose(text, filename, line0)
     try:
-        return None if node is None else _Decoder(filename, text, line0, expand).decode(node)
+        if node is None:
+            return None
+        decoder = _Decoder(filename, text, line0, expand)
+        return decoder.settled(decoder.decode(node))
     except RecursionError:
         raise UserError("document is nested too deeply", file=filename, line=line0 + 1) from None

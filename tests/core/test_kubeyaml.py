@@ -308,6 +308,20 @@ def test_is_fast():
     assert not any(is_fast(t) for t in slow), [t for t in slow if is_fast(t)]
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("b: [.NaN]\n<<: {b: 1}\n", {"b": 1}),  # the merge replaces it: kubectl never writes the NaN
+    ("b: &x .nan\nc: *x\n<<: {b: 2, c: 3}\n", {"b": 2, "c": 3}),
+    ("<<: {b: 1}\nb: [.inf]\n", "2:5: .inf cannot be represented in JSON"),  # set after the merge: it stays
+    ("a: [1, {b: -.inf}]\n", "1:12: -.inf cannot be represented in JSON"),
+])
+def test_nan_and_infinity_are_refused_only_when_they_stay_in_the_object(text, expected):
+    if isinstance(expected, dict):
+        assert load_all(text, "f.yaml")[0].data == expected
+    else:
+        with pytest.raises(UserError, match=f"f.yaml:{expected}"):
+            load_all(text, "f.yaml")
+
+
 # --- fast path == slow path -------------------------------------------------------------
 
 TRICKY = """y Y yes Yes YES yES n N no No NO on On ON oN off Off OFF true True TRUE tRUE false False

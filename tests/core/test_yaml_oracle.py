@@ -107,6 +107,10 @@ KNOWN = {
     "an anchor defined again after a tag": "spec:\n  a: !!str &x 1\n  b: !!str &x 2\n  c: *x\n",
     "surrogate pair escapes": 'spec:\n  a: "\\ud83d\\ude00"\n',
     "many aliases of a scalar": "spec:\n  a: &a x\n  b: [" + ", ".join(["*a"] * 2000) + "]\n",
+    # found by a hunt of 20,000: go-yaml sets keys in order, so a merge after `b` replaces it,
+    # and json.Marshal never meets the NaN that was in it
+    "a NaN that a later merge replaces": "spec:\n  b: [.NaN]\n  m: &m {b: 1}\n  <<: *m\n",
+    "an infinity after the merge that would replace it": "spec:\n  <<: {b: 1}\n  b: .inf\n",
 }
 
 
