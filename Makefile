@@ -46,8 +46,8 @@ help: ## list every target with its description
 test: .venv/.installed controlplane ## run the whole test suite (cluster-facing tests on a real control plane)
 	HYPOTHESIS_PROFILE=ci $(PYTHON) -m pytest
 
-yaml_hunt: .venv/.installed controlplane ## the YAML oracle with many more generated manifests (EXAMPLES=20000)
-	YAML_ORACLE_EXAMPLES=$(or $(EXAMPLES),20000) $(PYTHON) -m pytest -q tests/core/test_yaml_oracle.py
+yaml_hunt: .venv/.installed controlplane ## the YAML oracle with many more generated manifests (EXAMPLES=20000, SEED=N: other ones)
+	YAML_ORACLE_EXAMPLES=$(or $(EXAMPLES),20000) YAML_ORACLE_SEED=$(SEED) $(PYTHON) -m pytest -q tests/core/test_yaml_oracle.py
 
 controlplane: .venv/.installed ## build kube-apiserver, controller-manager, scheduler and etcd for the tests (cached)
 	$(PYTHON) tests/controlplane/build.py
