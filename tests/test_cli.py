@@ -7,6 +7,8 @@ traceback is printed.
 
 import json
 import os
+import subprocess
+import sys
 
 from k8s.core import kubeyaml
 
@@ -226,3 +228,25 @@ def test_each_command_is_registered_by_the_family_its_run_imports():
     assert registered == FAMILY_OF
     assert cli._command_in(["--kube-version", "1.30", "--debug", "template", "x"]) == "template"
     assert cli._command_in(["--vars=x", "vars"]) == "vars" and cli._command_in(["--help"]) is None
+
+
+def test_an_offline_command_ends_with_all_it_printed_and_its_exit_status(project):
+    """render.py ends an offline command without freeing what it made (k8s.cli.script): what
+    it printed must still all arrive, through a pipe too, with the command's own status."""
+    project.write("Makefile.vars", "export K8S_NAMESPACE ?= demo\nexport REPLICAS ?= 2\n")
+    for i in range(300):
+        project.write(f"manifests/web/{i:03d}.yaml", DEPLOYMENT.replace("name: web", f"name: web-{i}"))
+    buffered = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "VARS_FILE", "K8S_NAMESPACE")}
+    for argv, printed in ((["template", "--out", "build"], "300 objects from 1 components"), (["template"], "web-299")):
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "render.py"), *argv], env=buffered,
+                                cwd=project.root, capture_output=True, text=True)
+        assert result.returncode == 0 and printed in result.stdout, result.stderr
+    assert [d.data["metadata"]["name"] for d in kubeyaml.load_all(result.stdout, "out")] == [
+        f"web-{i}" for i in range(300)]
+    cut = subprocess.run(f"{sys.executable} {ROOT}/render.py template | head -c 100", shell=True,
+                         env=buffered, cwd=project.root, capture_output=True, text=True)
+    assert cut.returncode == 0 and len(cut.stdout) == 100 and cut.stderr == ""
+    project.write("manifests/web/bad.yaml", DEPLOYMENT.replace("$REPLICAS", "$UNDEFINED"))
+    failed = project.run("template")
+    assert (failed.returncode, failed.stdout) == (1, "")
+    assert failed.stderr.startswith("error: manifests/web/bad.yaml:6:") and "UNDEFINED" in failed.stderr
