@@ -122,7 +122,7 @@ def _check(obj, where, run):
                    for key, value in (("apiVersion", api_version), ("kind", kind), ("metadata.name", name))
                    if not is_name(value)]
         at = ["metadata"] if len(missing) == 1 and not is_name(name) else []
-        errors = [_error(where, at, label, "; ".join(missing))]
+        errors = [_error(where, at, label, "; ".join(missing))] if missing else []
         if not (is_name(api_version) and is_name(kind)):
             return errors
     group, _, gv_version = api_version.rpartition("/")
