@@ -577,3 +577,37 @@ def test_a_directory_where_a_vendored_file_goes_is_one_line_and_nothing_is_resto
     url = f"{upstream.url}/releases/download/v1.0.0/app.yaml"
     assert str(err.value) == f"vendor/widgets/app.yaml: is a directory, not the file of {url}: remove it"
     assert read("vendor/lock.yaml") == lock and os.path.isdir("vendor/widgets/app.yaml")
+
+
+def test_two_processes_render_vendored_imports_as_one_does(checkout, upstream, monkeypatch):
+    """A large render's halves (k8s.core.render_in_two): the vendored CRD in one, a Widget of
+    it in the other, namespaced and validated there by the CRD the other process read."""
+    import operator
+
+    from k8s.core import emit, render_in_two, two_processes
+
+    c = widgets(upstream)
+    run([c])
+    upstream.stop()
+    local = component("local", [], {})
+    local.namespace = "demo"
+    local.files = [os.path.join("manifests", "local", "w.yaml")]
+    with open(local.files[0], "w") as f:
+        f.write("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: mine}\nspec: {size: 2}\n")
+
+    def finish(objects):
+        return {name: emit.to_yaml([o.data for o in objects if o.component == name])
+                for name in dict.fromkeys(o.component for o in objects)}
+
+    def rendered():
+        counts, report, finished = render_in_two.rendered([c, local], {}, "vendor", "1.37", True, finish,
+                                                          operator.add)
+        return counts, report.unvalidated, finished
+
+    one = rendered()
+    monkeypatch.setattr(two_processes, "available", lambda: True)
+    monkeypatch.setattr(render_in_two, "MIN_BYTES", 0)
+    monkeypatch.setattr(render, "render_components", lambda *a, **k: pytest.fail("one process"))
+    assert rendered() == one
+    assert one[0] == {"widgets": 4, "local": 1} and one[1] == []  # the Widget checked by its CRD
+    assert "namespace: demo" in one[2]["local"]  # namespaced: the CRD says Namespaced
