@@ -43,8 +43,8 @@ _BANG = re.compile(r"(?:&\S+[ \t]+)?![ \t\r\n]")  # a plain scalar tagged with t
 
 
 class _Unrepresentable:
-    """A scalar json.Marshal refuses (NaN, an infinity), with the error to give if it is
-    still in the object once the document is decoded."""
+    """A value the JSON conversion refuses (NaN, an infinity, a mapping with a null key),
+    with the error to give if it is still in the object once the document is decoded."""
 
     __slots__ = ("error",)
 
@@ -88,9 +88,9 @@ class _Decoder:
         return alias
 
     def settled(self, value):
-        """`value`, the decoded document; the error of the first NaN or infinity still in it.
-        json.Marshal refuses those in the object it writes, so one that a later key or a
-        merge replaced (go-yaml v2 sets keys in order) never reaches it."""
+        """`value`, the decoded document; the error of the first unrepresentable value still
+        in it. kubectl converts to JSON the object go-yaml made, so one that a later key or
+        a merge replaced (go-yaml v2 sets keys in order) never reaches the conversion."""
         if self.unrepresentable:
             left, todo = set(), [value]
             while todo:
@@ -130,7 +130,12 @@ class _Decoder:
             self._check_flow(node)
             if isinstance(node, yaml.SequenceNode):
                 return [self.decode(child) for child in node.value]
-            return {key: self.decode(value) for key, _, value in self.pairs(node)}
+            entries = [(key, self.decode(value)) for key, _, value in self.pairs(node)]
+            bad = next((key for key, _ in entries if type(key) is _Unrepresentable), None)
+            if bad is not None:  # a key JSON has no form for: the mapping, if it stays
+                self.unrepresentable.append(bad)
+                return bad
+            return dict(entries)  # a later key replaces an earlier one, as go-yaml sets them
         finally:
             self._leave(node, alias)
 
@@ -187,11 +192,15 @@ class _Decoder:
             raise self.error(node, "invalid map key: a mapping or a sequence cannot be a key")
         alias = self._enter(node)
         try:
-            return _json_key(self.scalar(node))
+            value = self.scalar(node)
         except ValueError as e:
             raise self.error(node, str(e)) from None
         finally:
             self._leave(node, alias)
+        try:
+            return _json_key(value)
+        except ValueError as e:  # null, a NaN ...: refused with its mapping, if that stays
+            return _Unrepresentable(self.error(node, str(e)))
 
     def pairs(self, node):
         """(JSON key, key node, value node) of a mapping, in the order go-yaml sets them.

@@ -313,8 +313,11 @@ def test_is_fast():
     ("b: &x .nan\nc: *x\n<<: {b: 2, c: 3}\n", {"b": 2, "c": 3}),
     ("<<: {b: 1}\nb: [.inf]\n", "2:5: .inf cannot be represented in JSON"),  # set after the merge: it stays
     ("a: [1, {b: -.inf}]\n", "1:12: -.inf cannot be represented in JSON"),
+    ("a: {~: 1}\n<<: {a: 2}\n", {"a": 2}),  # a null key, in a mapping the merge replaces
+    ("<<: {a: {~: 1}}\na: 3\n", {"a": 3}),
+    ("<<: {a: {~: 1}}\n", "1:10: unsupported map key null"),
 ])
-def test_nan_and_infinity_are_refused_only_when_they_stay_in_the_object(text, expected):
+def test_what_json_cannot_hold_is_refused_only_when_it_stays_in_the_object(text, expected):
     if isinstance(expected, dict):
         assert load_all(text, "f.yaml")[0].data == expected
     else:

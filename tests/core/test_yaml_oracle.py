@@ -118,6 +118,9 @@ KNOWN = {
     # and json.Marshal never meets the NaN that was in it
     "a NaN that a later merge replaces": "spec:\n  b: [.NaN]\n  m: &m {b: 1}\n  <<: *m\n",
     "an infinity after the merge that would replace it": "spec:\n  <<: {b: 1}\n  b: .inf\n",
+    # found by the hunt with SEED=7: the same for a mapping with a null key
+    "a null key in a mapping that a later merge replaces": "spec:\n  d: {~: 1}\n  m: &m {d: 2}\n  <<: *m\n",
+    "a null key that stays": "spec:\n  d: {~: 1}\n",
 }
 
 
