@@ -10,7 +10,9 @@ Contract:
   line, col) where kubectl fails; `line0` counts the lines before the document.
 - `_compose` gives the root node (and the text actually parsed); `_Decoder.pairs` walks a
   mapping with `<<` merged in place, which `kubeyaml.line_of` reuses for line numbers.
-- `_MAX_DEPTH`/`_too_deep` bound nesting for both paths: the fast path's guard uses them too.
+- A value the JSON conversion refuses (NaN, an infinity, a mapping with a null key) is
+  refused only if it is still in the object once the document is decoded (`settled`).
+- Nesting is bounded by kubeyaml_depth's `_MAX_DEPTH`, for both paths.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ class _Loader(yaml.CSafeLoader):
 
     def resolve(self, kind, value, implicit):
         return ""
-
 
 
 _BRACKET = re.compile(r"[\[\]{}]")
