@@ -25,7 +25,6 @@ from .kubeyaml_scalars import _INT64, _json_value
 _SEPARATOR = re.compile(r"\n---([^\n]*)")  # decoder.go YAMLReader.Read: a line starting ---
 _FIRST_SEPARATOR = re.compile(r"---([^\n]*)")
 _CONTENT = re.compile(r"[ \t]*[^ \t\r\n#]")  # a line neither blank nor a comment
-_NOT_CONTENT = frozenset(" \t\r\n#")  # what a line that is content never starts with
 _NEXT_CONTENT = re.compile(r"\n[ \t]*[^ \t\r\n#]")
 _JSON_START = re.compile(r"\s*\{")  # decoder.go GuessJSONStream, hasJSONPrefix
 _SPACE = re.compile(r"\s*")
@@ -43,14 +42,10 @@ def _spans(text, filename):
     spans, start, line = [], 0, 1
     for sep_start, sep_end, rest in [*seps, (len(text), len(text), None)]:
         sep_line = line + text.count("\n", start, sep_start)
-        if start < sep_start and text[start] not in _NOT_CONTENT:  # `apiVersion: v1` right after `---`
-            content = start
-        else:
-            m = _CONTENT.match(text, start, sep_start)
-            content = start if m else (m := _NEXT_CONTENT.search(text, start, sep_start)) and m.start() + 1
+        m = _CONTENT.match(text, start, sep_start)
+        content = start if m else (m := _NEXT_CONTENT.search(text, start, sep_start)) and m.start() + 1
         if content is not None:
-            spans.append((start, sep_start, line - 1,
-                          line + text.count("\n", start, content) if content != start else line))
+            spans.append((start, sep_start, line - 1, line + text.count("\n", start, content)))
         elif start:  # after a `---`: an empty document
             spans.append((start, sep_start, line - 1, line - 1))
         if rest and (rest := rest.strip()) and rest[0] != "#":

@@ -131,13 +131,6 @@ def _checks(group, kind):
             tuple((kinds.KEYED_DATA.get((group, kind)) or {}).items()))
 
 
-def _at(obj, path):
-    """get_in(obj, *path) without the call's argument tuple."""
-    for key in path:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
 def meta_problems(obj, group, kind):
     """[(JSON path, message)] of what the API server's ValidateObjectMeta and its ConfigMap and
     Secret checks refuse in `obj`, a `kind` of API `group`. A value of a Secret is never shown.
@@ -164,11 +157,11 @@ def meta_problems(obj, group, kind):
     if type(meta) is dict and ("labels" in meta or "annotations" in meta):
         _labels_errors(meta, ("metadata",), errors)
     for path in templates:
-        template = _at(obj, path)
+        template = get_in(obj, *path)
         if isinstance(template, dict):
             _labels_errors(template, path, errors)
     for path in selectors:
-        selector = _at(obj, path)
+        selector = get_in(obj, *path)
         if isinstance(selector, dict):
             _label_map_errors(selector, path, errors)
     for field_name, base64_values in keyed:
@@ -202,22 +195,10 @@ def _labels_errors(meta, at, errors):
                                         f"limit of {ANNOTATIONS_LIMIT} bytes (256 KiB)")
 
 
-_GOOD_KEYS, _GOOD_VALUES = set(), set()  # label keys and values found valid: every object has them
-
-
 def _label_map_errors(labels, at, errors):
-    good_keys, good_values = _GOOD_KEYS, _GOOD_VALUES
     for key, value in labels.items():
-        if type(key) is str and key in good_keys and (type(value) is not str or value in good_values):
-            continue
         key_problem = label_key_problem(key if type(key) is str else str(key))
         value_problem = label_value_problem(value) if type(value) is str else None
-        if not key_problem and type(key) is str and len(good_keys) < 100_000:
-            good_keys.add(key)
-            if type(value) is str and not value_problem:
-                if len(good_values) > 100_000:
-                    good_values.clear()
-                good_values.add(value)
         if key_problem or value_problem:
             dotted = ".".join(at)
             if key_problem:

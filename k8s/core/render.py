@@ -304,17 +304,6 @@ def _objects(docs, text, path, component, as_written=False, crds=None):
             continue  # empty documents are skipped, as kubectl does
         kept = as_written and doc.span is not None
         source = Source(path, doc.line, doc.index, text, (), doc.span if kept else None)
-        if type(data) is dict and (kind := data.get("kind")) != "List":  # nearly every document
-            meta = data.get("metadata")
-            if (type(kind) is str and kind and type(api_version := data.get("apiVersion")) is str and api_version
-                    and type(meta) is dict and type(name := meta.get("name")) is str and name
-                    and type(meta.get("namespace", "")) is str):  # _is_object's test, inlined
-                objects.append(RenderedObject(data, component, source, None, None, kept))
-                if kind == "CustomResourceDefinition":
-                    crds.append(data)
-            else:
-                _is_object(data, source, errors)  # says what is wrong
-            continue
         for data, source in _flatten(data, source, errors):
             objects.append(RenderedObject(data, component, source, as_written=kept and not source.within))
             if data["kind"] == "CustomResourceDefinition":

@@ -16,7 +16,7 @@ import os
 from collections import Counter
 
 from . import render, two_processes, validate as validation
-from ..errors import raise_all
+from ..errors import UserError, raise_all
 
 # Below this many bytes of manifests a second process costs more than it saves.
 MIN_BYTES = 1 << 20
@@ -76,7 +76,7 @@ def _size(component, path, vendor_root):
         if path is not None:
             return os.path.getsize(path)
         return sum(os.path.getsize(vendor.local_path(vendor_root, rel)) for _, rel in vendor.planned(component))
-    except Exception:  # noqa: BLE001 (a guess only; the render says what is wrong)
+    except (OSError, UserError):  # a guess only: the render says what is wrong
         return 0
 
 

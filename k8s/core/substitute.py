@@ -190,17 +190,18 @@ def _expand(text, variables, filename, line, col, inserted):
         escape, braced, operator, argument, bare = m.groups()
         if escape:
             return "$"
-        name = bare or braced
-        value = get(name)
+        if bare:
+            value = get(bare)
+            if value is None:
+                problems.append((m.start(), f"undefined variable {bare}"))
+                return ""
+            return use(m, bare, value)
+        value = get(braced)
         if operator is None:
             if value is None:
-                problems.append((m.start(), f"undefined variable {name}"))
+                problems.append((m.start(), f"undefined variable {braced}"))
                 return ""
-            if value.isascii():  # `use`, inlined for the reference nearly every one is
-                if keep:
-                    keep(value)
-                return value
-            return use(m, name, value)
+            return use(m, braced, value)
         if "$" in argument:
             bad = _bad_argument(argument)
             if bad is not None:

@@ -114,21 +114,17 @@ def _check(obj, where, run):
     if not isinstance(obj, dict):
         return [_error(where, [], None, f"expected a Kubernetes object (a mapping), got {_type(obj)}")]
     api_version, kind, name = obj.get("apiVersion"), obj.get("kind"), get_in(obj, "metadata", "name")
-    if type(api_version) is str and api_version and type(kind) is str and kind and type(name) is str and name:
-        label, errors = f"{kind}/{_cut(name)}", []  # what every object of a render takes
-    else:
-        label = (f"{kind}/{_cut(name)}" if is_name(name) else kind) if is_name(kind) else None
-        missing = [f"missing {key}" if value in (None, "") else f"{key} must be a string, got {_type(value)}"
-                   for key, value in (("apiVersion", api_version), ("kind", kind), ("metadata.name", name))
-                   if not is_name(value)]
-        at = ["metadata"] if len(missing) == 1 and not is_name(name) else []
-        errors = [_error(where, at, label, "; ".join(missing))] if missing else []
-        if not (is_name(api_version) and is_name(kind)):
-            return errors
+    label = (f"{kind}/{_cut(name)}" if is_name(name) else kind) if is_name(kind) else None
+    missing = [f"missing {key}" if value in (None, "") else f"{key} must be a string, got {_type(value)}"
+               for key, value in (("apiVersion", api_version), ("kind", kind), ("metadata.name", name))
+               if not is_name(value)]
+    at = ["metadata"] if len(missing) == 1 and not is_name(name) else []
+    errors = [_error(where, at, label, "; ".join(missing))] if missing else []
+    if not (is_name(api_version) and is_name(kind)):
+        return errors
     group, _, gv_version = api_version.rpartition("/")
-    problems = names.meta_problems(obj, group, kind)
-    if problems:
-        errors += [_error(where, list(path), label, message) for path, message in problems]
+    errors += [_error(where, list(path), label, message)
+               for path, message in names.meta_problems(obj, group, kind)]
     removed_in, replacements = kinds.REMOVED_APIS.get((api_version, kind), (None, ()))
     if removed_in and int(run.version.split(".")[1]) >= removed_in:
         use = next((r for r in replacements if _schema_file(run.vdir, kinds.api_group(r), r.rpartition("/")[2], kind)),

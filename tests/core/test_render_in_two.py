@@ -8,6 +8,7 @@ import pytest
 from k8s.core import render, render_in_two, two_processes
 
 from ..conftest import in_process
+from .test_validate import CRD  # widgets.example.com: a namespaced Widget, spec.replicas >= 1
 
 
 @pytest.fixture
@@ -64,28 +65,6 @@ def test_one_cpu_or_a_running_thread_means_one_process(monkeypatch):
     assert two_processes.run(("a", "b"), _meeting_twice) is None
 
 
-CRD = """\
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer}
-"""
 WIDGET = """\
 apiVersion: example.com/v1
 kind: Widget
@@ -163,7 +142,7 @@ def test_two_processes_write_what_one_writes(project, capfd, monkeypatch, argv):
 
 
 @pytest.mark.parametrize("widget, message", [
-    (WIDGET.replace("$SIZE", "big"), "spec.size"),  # invalid, in the second half
+    (WIDGET + "  replicas: 0\n", "spec.replicas"),  # invalid, in the second half
     (WIDGET + "  $UNDEFINED: 1\n", "UNDEFINED"),  # does not render
     (CONFIGMAP.replace("c-$N", "c-0") + "---\n" + WIDGET, "duplicate object"),  # one in each half
 ])
@@ -177,18 +156,15 @@ def test_a_problem_in_either_half_is_reported_as_one_process_reports_it(project,
     assert one[1] == {}  # nothing written
 
 
-def test_the_cut_falls_where_half_the_bytes_are(tmp_path):
+def test_the_cut_falls_where_half_the_bytes_are(tmp_path, monkeypatch):
     sizes = [10, 10, 50, 20, 10]
     paths = []
     for i, size in enumerate(sizes):
         path = tmp_path / f"{i}.yaml"
         path.write_text("x" * size)
         paths.append(("c", str(path)))
-    render_in_two.MIN_BYTES, saved = 0, render_in_two.MIN_BYTES
-    try:
-        first, second = render_in_two._halves(paths, str(tmp_path))
-        assert len(first) == 3 and len(second) == 2  # 70 and 30 bytes: 20 and 80 were worse
-        assert render_in_two._halves(paths[:1], str(tmp_path)) is None  # one file is not shared
-    finally:
-        render_in_two.MIN_BYTES = saved
     assert render_in_two._halves(paths, str(tmp_path)) is None  # 100 bytes: not worth a process
+    monkeypatch.setattr(render_in_two, "MIN_BYTES", 0)
+    first, second = render_in_two._halves(paths, str(tmp_path))
+    assert len(first) == 3 and len(second) == 2  # 70 and 30 bytes: 20 and 80 were worse
+    assert render_in_two._halves(paths[:1], str(tmp_path)) is None  # one file is not shared
