@@ -7,7 +7,9 @@ files, 10 documents each: Deployments, Services and ConfigMaps). In one run:
       text: its ratio bounds what any render built on that parser can reach;
   (b) render + validate against render alone;
   (c) `render.py --help` start-up against `python -c pass`.
-Reported as ratios; each timing is the median of several repetitions.
+Reported as ratios; each timing is the median of several repetitions, taken in turns
+(A B C A B C ...) so that a slow spell of a shared machine falls on all of them, and each
+ratio of (a) and (b) also with its min and max over the turns.
 """
 
 import os
@@ -105,14 +107,20 @@ def generate(root):
     return paths
 
 
-def median_time(fn, repeat):
-    times = []
+def in_turns(functions, repeat):
+    """{name: [seconds of each run]}: the functions run in turns, `repeat` times each."""
+    times = {name: [] for name in functions}
     for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-        del result  # freeing 10,000 objects is not rendering them: outside the timer
-    return statistics.median(times)
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            result = fn()
+            times[name].append(time.perf_counter() - start)
+            del result  # freeing 10,000 objects is not rendering them: outside the timer
+    return times
+
+
+def median_time(fn, repeat):
+    return statistics.median(in_turns({"": fn}, repeat)[""])
 
 
 def envsubst_per_file(paths):
@@ -128,7 +136,7 @@ def parse_only(texts):
         return [yaml_rs.loads(text, parse_datetime=False) for text in texts]
 
 
-def main(repeat=5):
+def main(repeat=7):
     with tempfile.TemporaryDirectory() as tmp:
         paths = generate(tmp)
         found = components.discover(os.path.join(tmp, "manifests"), VARIABLES)
@@ -145,11 +153,17 @@ def main(repeat=5):
             assert not report.errors, report.errors[:3]
 
         render_and_validate()  # warm the schema cache, as the second component would
-        t_envsubst = median_time(lambda: envsubst_per_file(paths), max(1, repeat // 2))
-        t_render = median_time(render_tree, repeat)
-        t_validate = median_time(render_and_validate, repeat)
         substituted = [substitute.expand(files.read_text(path), VARIABLES) for path in paths]
-        t_parser = median_time(lambda: parse_only(substituted), repeat)
+        times = in_turns({"envsubst": lambda: envsubst_per_file(paths), "render": render_tree,
+                          "parser": lambda: parse_only(substituted), "validate": render_and_validate},
+                         repeat)
+    t_envsubst, t_render, t_parser, t_validate = (
+        statistics.median(times[name]) for name in ("envsubst", "render", "parser", "validate"))
+
+    def spread(name, base, less=0):
+        """min-max over the turns of `name`'s time over `base`'s, less `less`"""
+        pairs = [a / b - less for a, b in zip(times[name], times[base])]
+        return f"({min(pairs):.2f}-{max(pairs):.2f})"
 
     python = sys.executable
     # As on a user's machine, modules are compiled once and then loaded from __pycache__
@@ -167,9 +181,11 @@ def main(repeat=5):
           f"{t_envsubst / t_render:5.1f}x faster (target >= 5x)")
     print(f"  yaml-rs alone on the same text     {t_parser:8.3f} s   "
           f"{t_envsubst / t_parser:5.1f}x: the most any render built on it can reach")
-    print(f"  render against the parser alone    {t_render / t_parser:8.2f}x  (target <= 2x)")
+    print(f"  render against the parser alone    {t_render / t_parser:8.2f}x {spread('render', 'parser')} "
+          "(target <= 2x)")
     print(f"  render.py render + validate      {t_validate:8.3f} s   "
-          f"validation adds {(t_validate - t_render) / t_render:4.2f}x the render time (target <= 1.0x)")
+          f"validation adds {(t_validate - t_render) / t_render:4.2f}x the render time "
+          f"{spread('validate', 'render', 1)} (target <= 1.0x)")
     print(f"  python -c pass                   {t_pass * 1000:8.1f} ms")
     print(f"  render.py --help                 {t_help * 1000:8.1f} ms   "
           f"{t_help / t_pass:4.2f}x python start-up (target < 150 ms)")

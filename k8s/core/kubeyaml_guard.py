@@ -14,36 +14,50 @@ from __future__ import annotations
 import functools
 import re
 
+import re2
+
 from .kubeyaml_depth import _MAX_DEPTH, _too_deep
 
 
 # A plain scalar starts at the text's start, after "\n" + indentation (+ "- "), ": ", "[",
 # "{" or ","; `_TOKEN` tells whether it may read differently in yaml-rs (YAML 1.2) or be a
-# non-string key.  It may over-match (the slow path then runs), never under-match.  Every
-# pattern starts with a literal, which Python's re finds ten times faster than a class.
-# A space is only ' ': a text with a tab never gets that far.
-_END = r"(?= *+(?:[\r\n,\]}#:]|\Z))"  # the token is the whole plain scalar (or a key)
+# non-string key.  It may over-match (the slow path then runs), never under-match.
+# The patterns are RE2's: one pass of a finite automaton over the text, whatever the number
+# of lines, where Python's re tried every line start and every ": " in turn (3 times slower).
+# A search only asks whether a match exists, so what follows a token is matched, not
+# looked ahead at. A space is only ' ': a tab or a control character is unsafe by itself.
+_END = r"(?: *(?:[\r\n,\]}#:]|\z))"  # the token is the whole plain scalar (or a key)
 _NUMBER = (r"0[0-9xXoObB_]"  # 0644 0x1F 0o17 0b101 09
            # 1_000 1e3 1.5e3 1.0 2., number keys (8080:, 1.5:), digits enough for a float
            # to come out integral (1234567.00000001), beyond int64
-           rf"|[0-9]++(?:[_eE]|\.[0-9]*[eE_]|\.0*{_END}|(?:\.[0-9]*)? *:(?=[\s,\]}}]|\Z)|\.[0-9]{{8}})"
+           rf"|[0-9]+(?:[_eE]|\.[0-9]*[eE_]|\.0*{_END}|(?:\.[0-9]*)? *:(?:[\s,\]}}]|\z)|\.[0-9]{{8}})"
            r"|[0-9]{7,}\.|[0-9]{19}")
 _DOT = r"\.[0-9_iInN.]|_[0-9_.]"  # .5 .inf .nan ... _1 ._5 (yaml-rs drops '_' in numbers)
-# one branch per first character: Python's re tests it before entering a branch
-_TOKEN = "".join([
-    rf"(?:{_NUMBER}|-(?:{_DOT}|{_NUMBER})|\+[._0-9]|{_DOT}",  # +5 +.5
-    rf"|[yY](?:[eE][sS])?{_END}|[nN](?:[oO]?{_END}|[uU][lL][lL] *:)|[oO](?:[nN]|[fF][fF]){_END}",
-    r"|[tT][rR][uU][eE] *:|[fF][aA][lL][sS][eE] *:|~ *:",  # YAML 1.1 booleans, non-string keys
+# After `|` or `>`, what is not a block scalar's header ([-+]? spaces, a comment, a line
+# break): yaml-rs reads `|` in a flow as text; _empty_block_scalar checks the block scalars.
+_NO_HEADER = "|".join([
+    r"[-+] *(?:#[^\r\n]*)?(?:\r(?:[^\n]|\z)|\z)", r"[-+] *[^ #\r\n]",  # with a chomping sign
+    r" *(?:#[^\r\n]*)?(?:\r(?:[^\n]|\z)|\z)", r"[^-+ #\r\n]", r" +[^ #\r\n]"])  # without
+_TOKEN = "|".join([
+    _NUMBER, rf"-(?:{_DOT}|{_NUMBER})", r"\+[._0-9]", _DOT,  # +5 +.5
+    rf"[yY](?:[eE][sS])?{_END}", rf"[nN](?:[oO]?{_END}|[uU][lL][lL] *:)", rf"[oO](?:[nN]|[fF][fF]){_END}",
+    r"[tT][rR][uU][eE] *:", r"[fF][aA][lL][sS][eE] *:", r"~ *:",  # YAML 1.1 booleans, non-string keys
     # tags, anchors, aliases, merges, complex or empty keys, a leading ':' in a flow, reserved
-    # indicators, directives; `|` and `>` unless they open a block scalar (yaml-rs reads `|`
-    # in a flow as text; _empty_block_scalar checks the block scalars themselves)
-    r"|[!&*?:%@`]|[|>](?![-+]? *+(?:#[^\r\n]*+)?\r?\n)|<<)",
-])
-_GATE = r" *+(?=[-+._0-9yYnNoOtTfF~!&*<?:|>%@`])"  # a cheap first test: can a token start here?
-_LINE = r" *+(?:- ++)*+"  # "- " only follows indentation (or another "- ")
+    # indicators, directives
+    r"[!&*?:%@`]", rf"[|>](?:{_NO_HEADER})", "<<"])
+_UNSAFE = re2.compile("|".join([
+    rf"(?:\A|\n) *(?:- +)* *(?:{_TOKEN}|\.\.\.)",  # "- " only follows indentation; ... ends a document
+    rf"(?:: |[,\[{{]) *(?:{_TOKEN})",
+    r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]",  # tabs, control characters (libyaml rejects some yaml-rs takes)
+    r"\r(?:[^\n]|\z)",  # a lone CR
+    r"':[^ \r\n]",  # 'a':b; "a":b is _closing_quote_colon's
+    # go-yaml v2 rejects the escape \/ and a surrogate's (\ud83d\ude00), which yaml-rs decodes
+    r"\\/|\\u[dD][89a-fA-F]|\\U0000[dD][89a-fA-F]"]))
+
 # A flow collection must close on its line, at most two deep, hold plain text (no '?'),
 # quoted strings and ': ', have `key: value` entries if a mapping, and not be a key: yaml-rs
-# reads multi-line ones, `[a:]`, `[a ::]`, `{1}` (an int key) ... its own way.
+# reads multi-line ones, `[a:]`, `[a ::]`, `{1}` (an int key) ... its own way. (Python's re:
+# RE2 has no look-ahead to say "not followed by".)
 _Q = r"""|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|'[^'\n]*+(?:''[^'\n]*+)*+'"""
 _KEY = r"""(?:[^\[\]{}"'\n\r:#,?]++""" + _Q + ")++"
 _VALUE = r"""[^\[\]{}"'\n\r:#,?]++|:(?= )""" + _Q
@@ -56,38 +70,22 @@ def _flow(nest):
 
 
 _FLOW = _flow("|".join(re.escape(o) + rest for o, rest in zip("[{", _flow(""))))
-# (a character the text must hold, a pattern): `in` costs far less than a scan
-_UNSAFE = [(c, re.compile(p)) for c, p in [
-    ("\n", rf"\n{_LINE}{_GATE}(?:{_TOKEN}|\.\.\.)"),  # ... ends a document
-    (":", rf": {_GATE}{_TOKEN}"),
-    ("[", rf"\[(?:{_GATE}{_TOKEN}|(?!{_FLOW[0]}(?! *:)))"),
-    ("{", rf"\{{(?:{_GATE}{_TOKEN}|(?!{_FLOW[1]}(?! *:)))"),
-    (",", rf",{_GATE}{_TOKEN}"),
-    ("\r", r"\r(?!\n)"),  # a lone CR
-    ("'", r"':[^ \r\n]"),  # 'a':b; "a":b is _closing_quote_colon's
-    # go-yaml v2 rejects the escape \/ and a surrogate's (\ud83d\ude00), which yaml-rs decodes
-    ("\\", r"\\/|\\u[dD][89a-fA-F]|\\U0000[dD][89a-fA-F]")]]
-_START = re.compile(rf"\.\.\.|{_LINE}{_GATE}{_TOKEN}")
-_CONTROLS = bytes(c for c in range(32) if c not in b"\r\n") + b"\x7f"
+# (the character that opens it, the pattern of one that is not well formed)
+_BAD_FLOWS = [(o, re.compile(rf"{re.escape(o)}(?!{flow}(?! *:))")) for o, flow in zip("[{", _FLOW)]
 
 
 def is_fast(text) -> bool:
     """Whether `load_all` may read `text` with yaml-rs: nothing YAML 1.2 reads differently."""
-    # Tabs and control characters (libyaml rejects some yaml-rs takes); beyond ASCII also a
-    # BOM and NEL/LS/PS (line breaks in YAML 1.1 only): isprintable() is False for those.
-    if text.isascii():
-        raw = text.encode()
-        if len(raw.translate(None, _CONTROLS)) != len(raw):
-            return False
-    elif not text.replace("\r", "").replace("\n", "").isprintable():
+    # Beyond ASCII also a BOM and NEL/LS/PS (line breaks in YAML 1.1 only): isprintable()
+    # is False for those and for every space but ' '.
+    if not text.isascii() and not text.replace("\r", "").replace("\n", "").isprintable():
         return False
     if len(text) >= _MAX_DEPTH and _too_deep(text):
         return False  # yaml-rs overflows its stack near 20000 levels
-    return not (_START.match(text) or any(c in text and p.search(text) for c, p in _UNSAFE)
+    return not (_UNSAFE.search(text.encode())
+                or any(o in text and p.search(text) for o, p in _BAD_FLOWS)
                 or ('":' in text and _closing_quote_colon(text))
                 or _empty_block_scalar(text))
-
-
 # What opens a block scalar after ": " or "- ": one pattern per indicator, as a literal
 # first character lets re skip ahead ten times faster than the class [|>].
 _BLOCK_HEADERS = [(c, re.compile(re.escape(c) + r"[-+]? *+(?:#[^\r\n]*+)?\r?\n")) for c in "|>"]

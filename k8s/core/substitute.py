@@ -61,6 +61,9 @@ _PATTERN = re.compile(
     r"|([A-Za-z_][A-Za-z0-9_]*+)"
     r")"
 )
+# The same matches as one group, for `split`: the text between references, then each
+# reference's whole text, so a file is substituted without a Python call per reference.
+_REFERENCE = re.compile("(" + re.sub(r"\((?!\?)", "(?:", _PATTERN.pattern) + ")")
 
 # An environment value with bytes that are not UTF-8 reaches Python as lone surrogates.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -173,6 +176,17 @@ def _expand(text, variables, filename, line, col, inserted):
     """`expand`; each value inserted (not the `$` of `$$`) is appended to `inserted` unless None."""
     if "$" not in text:
         return text
+    parts = _REFERENCE.split(text)  # [text, reference, text, ..., text]
+    values = {}
+    for reference in set(parts[1::2]):
+        value = values[reference] = _plain_value(reference, variables)
+        if value is None:
+            break  # a problem, or an argument to unescape: the general way below says which
+    else:
+        if inserted is not None:
+            inserted.extend(v for r, v in values.items() if r != "$$")
+        parts[1::2] = map(values.__getitem__, parts[1::2])
+        return "".join(parts)
     problems: list[tuple[int, str]] = []  # (offset, message)
     get = variables.get
     keep = inserted.append if inserted is not None else None
@@ -236,6 +250,29 @@ def _expand(text, variables, filename, line, col, inserted):
             ]
         )
     return result
+
+
+def _plain_value(reference, variables):
+    """What the whole `reference` (a `_REFERENCE` match) inserts, as `_expand` would, or
+    None where that needs more than a lookup: an undefined name, an argument with a `$`
+    (an error, or a `$$` to unescape), a `:?` that fails, a value that is not valid text."""
+    escape, braced, operator, argument, bare = _groups(reference)
+    if escape:
+        return "$"
+    value = variables.get(bare or braced)
+    if operator is not None:
+        if "$" in argument:
+            return None  # checked even when unused
+        if not value:
+            value = argument if operator == ":-" else None
+    if value is None or not value.isascii() and _SURROGATE.search(value):
+        return None
+    return value
+
+
+@functools.lru_cache(maxsize=1024)  # a tree uses a few references again and again
+def _groups(reference):
+    return _PATTERN.fullmatch(reference).groups()
 
 
 _MARK = re.compile("\\$\ue000(\\d+)\ue001")

@@ -12,7 +12,6 @@ Fixtures in tests/vars/*.vars may carry header comments, which make ignores:
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -391,7 +390,8 @@ def test_not_utf8(tmp_path, monkeypatch):
     assert str(err.value) == "Makefile.vars:2: not valid UTF-8"
 
 
-def test_loading_200_lines_is_fast(tmp_path):
+def test_a_chain_of_200_lines_loads(tmp_path):
+    # (how fast is bench/'s business, on whole commands: a timed test only measures the machine)
     lines = []
     for i in range(50):
         lines += [
@@ -403,14 +403,10 @@ def test_loading_200_lines_is_fast(tmp_path):
     path = tmp_path / "big.vars"
     path.write_text("\n".join(lines) + "\n")
     assert len(path.read_text().splitlines()) == 250
-    best = float("inf")
-    for _ in range(5):
-        variables._parse.cache_clear()  # time the cold path
-        start = time.perf_counter()
-        got = load_variables(path, environ=dict(BASE_ENV))
-        best = min(best, time.perf_counter() - start)
+    variables._parse.cache_clear()
+    got = load_variables(path, environ=dict(BASE_ENV))
     assert got["REF_49"].value.count("/") == 49
-    assert best < 0.005, f"{best * 1000:.1f} ms"
+    assert got["IMM_7"].value == "value-7 with some text  -$literal continued"  # make keeps the spaces before a comment
 
 
 # Random vars files built from tricky pieces, checked against make: either both
