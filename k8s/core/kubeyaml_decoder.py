@@ -12,7 +12,7 @@ Contract:
   mapping with `<<` merged in place, which `kubeyaml.line_of` reuses for line numbers.
 - A value the JSON conversion refuses (NaN, an infinity, a mapping with a null key) is
   refused only if it is still in the object once the document is decoded (`settled`).
-- Nesting is bounded by kubeyaml_depth's `_MAX_DEPTH`, for both paths.
+- Nesting is bounded by `_MAX_DEPTH` (the fast path's guard sends deep texts here).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import re
 import yaml
 
 from ..errors import UserError
-from .kubeyaml_depth import _MAX_DEPTH, _too_deep
 from .kubeyaml_scalars import (_BINARY, _FLOAT, _INT, _INT64, _MERGE, _RESOLVABLE, _STR, _T,
                                _json_key, _json_value, _resolve)
 
@@ -34,6 +33,16 @@ class _Loader(yaml.CSafeLoader):
 
     def resolve(self, kind, value, implicit):
         return ""
+
+
+_MAX_DEPTH = 5000  # libyaml's recursive composer crashes near 20000 levels, go-yaml stops at 10000
+_DEEP = re.compile(rf"\n[ -]{{{_MAX_DEPTH}}}")  # led by a literal "\n": a fast scan
+_DEEP_FIRST = re.compile(rf"[ -]{{{_MAX_DEPTH}}}")
+
+
+def _too_deep(text):
+    """Whether a line is indented (or "- " nested) `_MAX_DEPTH` deep."""
+    return bool(_DEEP.search(text) or _DEEP_FIRST.match(text))
 
 
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -274,7 +283,7 @@ def _compose(text, filename, line0):
             loader.dispose()
 
 
-_ANCHOR = re.compile(r"&([^ \t\r\n,\[\]{}]+)")
+_ANCHOR = re.compile(r"&([0-9A-Za-z_-]+)")  # go-yaml and libyaml: an anchor's name is "alpha"
 
 
 def _rename_first_anchor(text, first, second):
@@ -285,7 +294,7 @@ def _rename_first_anchor(text, first, second):
         return None
     name, at = found.group(1), found.start()
     own = next(f"{name}-{n}" for n in range(1, len(text) + 2) if f"{name}-{n}" not in text)
-    between = re.sub(r"\*" + re.escape(name) + r"(?=[ \t\r\n,\[\]{}]|$)", "*" + own,
+    between = re.sub(r"\*" + re.escape(name) + r"(?![0-9A-Za-z_-])", "*" + own,
                      text[found.end():second])
     return text[:at] + "&" + own + between + text[second:]
 

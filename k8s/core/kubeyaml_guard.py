@@ -11,12 +11,10 @@ safe text (the slow path then runs, merely slower), never True for an unsafe one
 
 from __future__ import annotations
 
-import functools
 import re
 
 import re2
 
-from .kubeyaml_depth import _MAX_DEPTH, _too_deep
 
 
 # A plain scalar starts at the text's start, after "\n" + indentation (+ "- "), ": ", "[",
@@ -45,12 +43,29 @@ _TOKEN = "|".join([
     # tags, anchors, aliases, merges, complex or empty keys, a leading ':' in a flow, reserved
     # indicators, directives
     r"[!&*?:%@`]", rf"[|>](?:{_NO_HEADER})", "<<"])
+# A double-quoted scalar that ends right before `:x` (`"a":b`), which yaml-rs reads as a
+# key and go-yaml rejects. A line is read as text and pairs of `"`: unsafe where the `"`
+# before `:x` closes a pair; where one that opens a pair starts no scalar (after plain text,
+# a closed pair, or a `-?:` without a space: it is text, and the pairs after it are off);
+# where the quotes after it are even (odd in all); where a `'` or `#` before it or a `\`
+# on its line makes pairs uncertain. `[":8080"]` is no such thing.
+_TEXT = r'[^"\n]'
+_PAIRS = rf'(?:\A|\n){_TEXT}*(?:"{_TEXT}*"{_TEXT}*)*'  # from a line's start, an even number of quotes
+_CLOSING_QUOTE_COLON = [
+    rf'{_PAIRS}"{_TEXT}*":[^ \r\n]',
+    rf'{_PAIRS}(?:[^ \n"\[{{,\-?:] *|[\-?:]|"{_TEXT}*" *)"(?:[^\n]*")?:[^ \r\n]',
+    rf'":(?:[^ \r\n"]{_TEXT}*|"{_TEXT}*"{_TEXT}*)(?:"{_TEXT}*"{_TEXT}*)*(?:\n|\z)',
+    r'(?:\A|\n)[^\n]*[\'#\\][^\n]*":[^ \r\n]', r'":(?:[^ \r\n][^\n]*)?\\']
 _UNSAFE = re2.compile("|".join([
     rf"(?:\A|\n) *(?:- +)* *(?:{_TOKEN}|\.\.\.)",  # "- " only follows indentation; ... ends a document
     rf"(?:: |[,\[{{]) *(?:{_TOKEN})",
     r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]",  # tabs, control characters (libyaml rejects some yaml-rs takes)
+    # nesting deeper than any manifest: yaml-rs overflows its stack near 20000 levels, the
+    # slow path refuses more than kubeyaml_decoder allows
+    r"(?:\A|\n)[ -]{1000}",
     r"\r(?:[^\n]|\z)",  # a lone CR
-    r"':[^ \r\n]",  # 'a':b; "a":b is _closing_quote_colon's
+    r"':[^ \r\n]",  # 'a':b
+    *_CLOSING_QUOTE_COLON,
     # go-yaml v2 rejects the escape \/ and a surrogate's (\ud83d\ude00), which yaml-rs decodes
     r"\\/|\\u[dD][89a-fA-F]|\\U0000[dD][89a-fA-F]"]))
 
@@ -80,12 +95,11 @@ def is_fast(text) -> bool:
     # is False for those and for every space but ' '.
     if not text.isascii() and not text.replace("\r", "").replace("\n", "").isprintable():
         return False
-    if len(text) >= _MAX_DEPTH and _too_deep(text):
-        return False  # yaml-rs overflows its stack near 20000 levels
     return not (_UNSAFE.search(text.encode())
                 or any(o in text and p.search(text) for o, p in _BAD_FLOWS)
-                or ('":' in text and _closing_quote_colon(text))
                 or _empty_block_scalar(text))
+
+
 # What opens a block scalar after ": " or "- ": one pattern per indicator, as a literal
 # first character lets re skip ahead ten times faster than the class [|>].
 _BLOCK_HEADERS = [(c, re.compile(re.escape(c) + r"[-+]? *+(?:#[^\r\n]*+)?\r?\n")) for c in "|>"]
@@ -109,54 +123,3 @@ def _empty_block_scalar(text):
         if not following.strip(" ") or len(following) - len(following.lstrip(" ")) <= holder:
             return True
     return False
-
-
-_QUOTE_COLON = re.compile(r'":[^ \r\n]')
-_ESCAPED = re.compile(r"\\.")
-
-
-def _closing_quote_colon(text):
-    """Whether a double-quoted scalar ends right before `:x` (`"a":b`), which yaml-rs reads
-    as a key and go-yaml rejects. The opening quote of `[":8080"]` is no such thing.
-
-    Each line is judged on its own, so a line with an odd number of double quotes (a
-    scalar spanning lines, or a stray quote) counts as unsafe.
-    """
-    for match in _QUOTE_COLON.finditer(text):
-        start = text.rfind("\n", 0, match.start()) + 1
-        end = text.find("\n", match.start())
-        line = text[start:end if end >= 0 else len(text)]
-        if "\\" in line:
-            line = _ESCAPED.sub("", line)
-        if line.count('"') % 2 or not _opens_scalar(text[start:match.start()]):
-            return True
-    return False
-
-
-@functools.lru_cache(maxsize=4096)  # the same lines recur across documents and files
-def _opens_scalar(prefix):
-    """Whether a `"` right after `prefix` (the start of its line) opens a quoted scalar."""
-    quote, start, i = None, True, 0  # start: a scalar may begin here
-    while i < len(prefix):
-        c = prefix[i]
-        if quote == '"' and c == "\\":
-            i += 1
-        elif quote and c == quote:
-            if quote == "'" and prefix[i + 1:i + 2] == "'":
-                i += 1
-            else:
-                quote, start = None, False
-        elif quote:
-            pass
-        elif c in "\"'" and start:
-            quote = c
-        elif c == "#" and (i == 0 or prefix[i - 1] in " \t"):
-            return False  # a comment: treat as unsafe rather than reason about it
-        elif c in "[{,":
-            start = True
-        elif c in "-?:" and prefix[i + 1:i + 2] == " ":
-            start = True
-        elif c not in " \t":
-            start = False
-        i += 1
-    return quote is None and start

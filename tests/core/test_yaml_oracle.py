@@ -112,6 +112,9 @@ KNOWN = {
     "a merge of a sequence": "spec:\n  s: &s [1, 2]\n  m:\n    <<: *s\n",
     "an anchor defined twice": "spec:\n  a: &x 1\n  b: &x 2\n  c: *x\n",
     "an anchor defined again after a tag": "spec:\n  a: !!str &x 1\n  b: !!str &x 2\n  c: *x\n",
+    # an anchor's name is letters, digits, '-' and '_': `&a:` is `a` (renaming `a:` never ended)
+    "an anchor before ':' defined again": "spec:\n  a: [{&a: X, &a: X}]\n",
+    "an alias before ':' of an anchor defined again": "spec:\n  a: &k x\n  b: &k y\n  c: {*k: 1}\n",
     "surrogate pair escapes": 'spec:\n  a: "\\ud83d\\ude00"\n',
     "many aliases of a scalar": "spec:\n  a: &a x\n  b: [" + ", ".join(["*a"] * 2000) + "]\n",
     # found by a hunt of 20,000: go-yaml sets keys in order, so a merge after `b` replaces it,
