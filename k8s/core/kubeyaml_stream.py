@@ -25,6 +25,7 @@ from .kubeyaml_scalars import _INT64, _json_value
 _SEPARATOR = re.compile(r"\n---([^\n]*)")  # decoder.go YAMLReader.Read: a line starting ---
 _FIRST_SEPARATOR = re.compile(r"---([^\n]*)")
 _CONTENT = re.compile(r"[ \t]*[^ \t\r\n#]")  # a line neither blank nor a comment
+_BLANK_OR_COMMENT = " \t\r\n#"
 _NEXT_CONTENT = re.compile(r"\n[ \t]*[^ \t\r\n#]")
 _JSON_START = re.compile(r"\s*\{")  # decoder.go GuessJSONStream, hasJSONPrefix
 _SPACE = re.compile(r"\s*")
@@ -37,18 +38,23 @@ def _spans(text, filename):
     empty document: its `---` line).  Before the first `---`, only content makes a document.
     """
     first = _FIRST_SEPARATOR.match(text)
-    seps = [(0, first.end(), first.group(1))] if first else []
-    seps += [(m.start() + 1, m.end(), m.group(1)) for m in _SEPARATOR.finditer(text)]
+    seps = [(0, first.end())] if first else []
+    seps += [(m.start() + 1, m.end()) for m in _SEPARATOR.finditer(text)]
+    seps.append((len(text), len(text)))
     spans, start, line = [], 0, 1
-    for sep_start, sep_end, rest in [*seps, (len(text), len(text), None)]:
-        sep_line = line + text.count("\n", start, sep_start)
-        m = _CONTENT.match(text, start, sep_start)
-        content = start if m else (m := _NEXT_CONTENT.search(text, start, sep_start)) and m.start() + 1
-        if content is not None:
-            spans.append((start, sep_start, line - 1, line + text.count("\n", start, content)))
-        elif start:  # after a `---`: an empty document
-            spans.append((start, sep_start, line - 1, line - 1))
-        if rest and (rest := rest.strip()) and rest[0] != "#":
+    count = text.count
+    for sep_start, sep_end in seps:
+        sep_line = line + count("\n", start, sep_start)
+        if start < sep_start and text[start] not in _BLANK_OR_COMMENT:
+            spans.append((start, sep_start, line - 1, line))  # most documents: content at once
+        else:
+            m = _CONTENT.match(text, start, sep_start)
+            content = start if m else (m := _NEXT_CONTENT.search(text, start, sep_start)) and m.start() + 1
+            if content is not None:
+                spans.append((start, sep_start, line - 1, line + count("\n", start, content)))
+            elif start:  # after a `---`: an empty document
+                spans.append((start, sep_start, line - 1, line - 1))
+        if sep_end - sep_start > 3 and (rest := text[sep_start + 3:sep_end].strip()) and rest[0] != "#":
             raise UserError(f"invalid document separator: kubectl allows only a comment after ---, "
                             f"not {rest!r}", file=filename, line=sep_line, col=4)
         start, line = sep_end + 1, sep_line + 1
