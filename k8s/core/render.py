@@ -244,11 +244,13 @@ def render_units(work, variables, vendor_root):
                 out.append(None)
         return out
 
-    texts = each(lambda unit, _: unit[1] and read_text(unit[1]), work)  # imports: later, as they are
+    # An import (a unit without a path) is read and decoded as its objects are made.
+    texts = each(lambda unit, _: unit[1] and read_text(unit[1]), work)
     prepared = each(lambda unit, text: unit[1] and _prepared(unit[1], text, variables), texts)
-    loading = [i for i, p in enumerate(prepared) if p and p[2] is None]
-    for i, docs in zip(loading, kubeyaml.load_each([prepared[i][0] for i in loading], [work[i][1] for i in loading])):
-        prepared[i] = prepared[i][:2] + (docs,)
+    undecoded = [i for i, ready in enumerate(prepared) if ready and ready[2] is None]
+    decoded = kubeyaml.load_each([prepared[i][0] for i in undecoded], [work[i][1] for i in undecoded])
+    for i, docs in zip(undecoded, decoded):
+        prepared[i] = (*prepared[i][:2], docs)  # documents, or the UserError of the file
     objects, crds = [], []
 
     def make(unit, ready):

@@ -89,6 +89,21 @@ def test_every_undefined_variable_is_reported_at_once(tmp_path):
                      f"{path}:6:13: undefined variable TWO"]
 
 
+def test_the_problems_of_every_file_come_together_in_the_order_of_the_files(tmp_path):
+    # each file fails at another step of the render (decode, substitute, read, make objects)
+    files = {"a.yaml": "apiVersion: v1\nkind: [\n", "b.yaml": "kind: $MISSING\n",
+             "c.yaml": b"\xff\xfe", "d.yaml": "apiVersion: v1\nkind: ConfigMap\n"}
+    folder = tmp_path / "manifests" / "app"
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    found = components.discover(str(tmp_path / "manifests"), {"K8S_NAMESPACE": "demo"})
+    with pytest.raises(UserError) as err:
+        render.render_components(found, {})
+    named = [re.match(r".*/(\w\.yaml)", line)[1] for line in str(err.value).splitlines()]
+    assert named == ["a.yaml", "b.yaml", "c.yaml", "d.yaml"], str(err.value)
+
+
 def test_defaults_required_values_and_dollar_escape(tmp_path):
     text = """\
     apiVersion: v1
