@@ -16,7 +16,6 @@ import re
 import re2
 
 
-
 # A plain scalar starts at the text's start, after "\n" + indentation (+ "- "), ": ", "[",
 # "{" or ","; `_TOKEN` tells whether it may read differently in yaml-rs (YAML 1.2) or be a
 # non-string key.  It may over-match (the slow path then runs), never under-match.
