@@ -87,25 +87,35 @@ def load_all(text: str, filename: str) -> list[Document]:
 
 
 def load_each(texts: list[str], filenames: list[str]) -> list:
-    """`load_all` of each text: its documents, or the UserError it raises.
-
-    A step at a time over all the texts (guard every text, then cut every one, then parse
-    every one), not text after text: each step's code stays in the CPU's caches, which
-    takes a tenth off the render of a large tree.
-    """
-    results, todo = [None] * len(texts), []
+    """`load_all` of each text: its documents, or the UserError it raises."""
+    results, yaml_texts = [None] * len(texts), []
     for i, (text, filename) in enumerate(zip(texts, filenames)):
         if "\x00" in text or _JSON_START.match(text):
             results[i] = _attempt(load_all, text, filename)  # refused, or JSON: as load_all does
         else:
-            todo.append(i)
-    fast = [is_fast(texts[i]) for i in todo]
-    cuts = [_attempt(_spans, texts[i], filenames[i]) for i in todo]
-    wholes = [_whole(texts[i], len(cut)) if f and type(cut) is list else None
-              for i, f, cut in zip(todo, fast, cuts)]
-    for i, f, cut, whole in zip(todo, fast, cuts, wholes):
-        results[i] = _attempt(_documents, texts[i], filenames[i], f, cut, whole) if type(cut) is list else cut
+            yaml_texts.append(i)
+    for i, docs in zip(yaml_texts, _yaml_each([texts[i] for i in yaml_texts], [filenames[i] for i in yaml_texts])):
+        results[i] = docs
     return results
+
+
+def _load_yaml(text, filename):
+    [docs] = _yaml_each([text], [filename])
+    if isinstance(docs, UserError):
+        raise docs
+    return docs
+
+
+def _yaml_each(texts, filenames):
+    """The documents of each YAML text, or its UserError. A step at a time over all the texts
+    (guard every text, then cut every one, then parse every one), not text after text: each
+    step's code stays in the CPU's caches, which takes a tenth off the render of a large tree."""
+    fast = [is_fast(text) for text in texts]
+    cuts = [_attempt(_spans, text, filename) for text, filename in zip(texts, filenames)]
+    wholes = [_whole(text, len(cut)) if f and type(cut) is list else None
+              for text, f, cut in zip(texts, fast, cuts)]
+    return [_attempt(_documents, text, filename, f, cut, whole) if type(cut) is list else cut
+            for text, filename, f, cut, whole in zip(texts, filenames, fast, cuts, wholes)]
 
 
 def _attempt(function, *args):
@@ -113,11 +123,6 @@ def _attempt(function, *args):
         return function(*args)
     except UserError as err:
         return err
-
-
-def _load_yaml(text, filename):
-    fast, spans = is_fast(text), _spans(text, filename)
-    return _documents(text, filename, fast, spans, _whole(text, len(spans)) if fast else None)
 
 
 def _documents(text, filename, fast, spans, whole):

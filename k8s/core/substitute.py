@@ -173,101 +173,55 @@ def expand_inert(text: str, variables: Mapping[str, str], filename: str = "<stri
 
 
 def _expand(text, variables, filename, line, col, inserted):
-    """`expand`; each value inserted (not the `$` of `$$`) is appended to `inserted` unless None."""
+    """`expand`; each value inserted (not the `$` of `$$`) is added to `inserted` unless None.
+
+    The text is split at its references (`_REFERENCE`) and each distinct one is resolved
+    once: a file repeats a few references many times, and this spares a Python call for
+    every one of them."""
     if "$" not in text:
         return text
     parts = _REFERENCE.split(text)  # [text, reference, text, ..., text]
-    values = {}
-    for reference in set(parts[1::2]):
-        value = values[reference] = _plain_value(reference, variables)
-        if value is None:
-            break  # a problem, or an argument to unescape: the general way below says which
-    else:
-        if inserted is not None:
-            inserted.extend(v for r, v in values.items() if r != "$$")
-        parts[1::2] = map(values.__getitem__, parts[1::2])
-        return "".join(parts)
-    problems: list[tuple[int, str]] = []  # (offset, message)
-    get = variables.get
-    keep = inserted.append if inserted is not None else None
+    resolved = {reference: _resolved(reference, variables) for reference in set(parts[1::2])}
+    if any(problem for _, problem in resolved.values()):
+        problems, offset = [], 0  # (offset in text, message)
+        for i, part in enumerate(parts):
+            if i % 2 and (problem := resolved[part][1]):
+                problems.append((offset + problem[0], problem[1]))
+            offset += len(part)
+        where = _positions(text, [at for at, _ in problems], line, col)
+        raise_all([UserError(message, file=filename, line=ln, col=cl)
+                   for (_, message), (ln, cl) in zip(problems, where)])
+    if inserted is not None:
+        inserted.extend(value for reference, (value, _) in resolved.items() if reference != "$$")
+    parts[1::2] = [resolved[reference][0] for reference in parts[1::2]]
+    return "".join(parts)
 
-    def use(m: re.Match, name: str, value: str) -> str:
-        """`value`, the value of `name`, as inserted; not valid text is a problem."""
-        if not value.isascii() and _SURROGATE.search(value):  # isascii(): O(1) for most values
-            problems.append((m.start(), f"variable {name} is not valid UTF-8 text"))
-            return ""
-        if keep:
-            keep(value)
-        return value
 
-    def replace(m: re.Match) -> str:
-        escape, braced, operator, argument, bare = m.groups()
-        if escape:
-            return "$"
-        if bare:
-            value = get(bare)
-            if value is None:
-                problems.append((m.start(), f"undefined variable {bare}"))
-                return ""
-            return use(m, bare, value)
-        value = get(braced)
-        if operator is None:
-            if value is None:
-                problems.append((m.start(), f"undefined variable {braced}"))
-                return ""
-            return use(m, braced, value)
-        if "$" in argument:
+def _resolved(reference, variables):
+    """(what the whole `reference`, a `_REFERENCE` match, inserts, None) or ("", (offset in
+    the reference, the problem)): see `expand`."""
+    escape, braced, operator, argument, bare = _groups(reference)
+    if escape:
+        return "$", None
+    name = bare or braced
+    value = variables.get(name)
+    if operator is not None:
+        if "$" in argument:  # checked whether or not the argument is used
             bad = _bad_argument(argument)
             if bad is not None:
                 what = "default" if operator == ":-" else "message"
-                problems.append(
-                    (
-                        m.start(4) + bad,
-                        f"`$` in the {what} of {braced}: nested references are not"
-                        " expanded (write $$ for a literal $)",
-                    )
-                )
-                return ""
+                return "", (len(name) + 4 + bad, f"`$` in the {what} of {name}: nested references are "
+                                                 "not expanded (write $$ for a literal $)")
             argument = argument.replace("$$", "$")
-        if value:
-            return use(m, braced, value)
-        if operator == ":-":
-            return use(m, braced, argument)
-        message = f"undefined variable {braced}"
-        if argument:
-            message += f": {argument}"
-        problems.append((m.start(), message))
-        return ""
-
-    result = _PATTERN.sub(replace, text)
-    if problems:
-        problems.sort(key=lambda p: p[0])
-        where = _positions(text, [offset for offset, _ in problems], line, col)
-        raise_all(
-            [
-                UserError(message, file=filename, line=ln, col=cl)
-                for (_, message), (ln, cl) in zip(problems, where)
-            ]
-        )
-    return result
-
-
-def _plain_value(reference, variables):
-    """What the whole `reference` (a `_REFERENCE` match) inserts, as `_expand` would, or
-    None where that needs more than a lookup: an undefined name, an argument with a `$`
-    (an error, or a `$$` to unescape), a `:?` that fails, a value that is not valid text."""
-    escape, braced, operator, argument, bare = _groups(reference)
-    if escape:
-        return "$"
-    value = variables.get(bare or braced)
-    if operator is not None:
-        if "$" in argument:
-            return None  # checked even when unused
         if not value:
-            value = argument if operator == ":-" else None
-    if value is None or not value.isascii() and _SURROGATE.search(value):
-        return None
-    return value
+            if operator == ":?":
+                return "", (0, f"undefined variable {name}" + (f": {argument}" if argument else ""))
+            value = argument
+    elif value is None:
+        return "", (0, f"undefined variable {name}")
+    if not value.isascii() and _SURROGATE.search(value):  # isascii(): O(1) for most values
+        return "", (0, f"variable {name} is not valid UTF-8 text")
+    return value, None
 
 
 @functools.lru_cache(maxsize=1024)  # a tree uses a few references again and again
