@@ -303,7 +303,7 @@ def test_is_fast():
             "k: |\n", "k: >\n", "k:  |\n", "  >\n", "k: | # c\r\n  \r\n", "k: |\n\n  x\n", "- k: |\n  other: 1\n", "k: |2\n   x\n", "k: [a, |]", "k: [a:]", "k: [a ::]", "k: [{~}]", "k: {1}", "k: [a,\n b]",
             "k: [[[a]]]",
             'k: "a\\/b"', "k: [a?b]", 'k: "b":c', '"a":b', 'k: "x\\"":b', "k: 'q\"' \":x\"",
-            'k: "b" # ":x"', 'k: {"a":b}', 'k: "a\n  b":c', "k: 1234567.5", "k: 0.123456789", "x: 1\n" + " " * 6000 + "y: 2\n"]
+            'k: "b" # ":x"', 'k: {"a":b}', 'k: "a\n  b":c', '":\\"-\n', 'k: a"b, "c, ":x"', "k: 1234567.5", "k: 0.123456789", "x: 1\n" + " " * 6000 + "y: 2\n"]
     assert all(is_fast(t) for t in fast)
     assert not any(is_fast(t) for t in slow), [t for t in slow if is_fast(t)]
 
@@ -323,6 +323,14 @@ def test_what_json_cannot_hold_is_refused_only_when_it_stays_in_the_object(text,
     else:
         with pytest.raises(UserError, match=f"f.yaml:{expected}"):
             load_all(text, "f.yaml")
+
+
+def test_an_anchor_defined_again_before_a_colon_is_renamed_once():
+    # an anchor's name is letters, digits, '-' and '_': renaming `a:` instead never ended
+    with pytest.raises(UserError, match="unsupported map key null"):
+        load_all("[{&a: X, &a: X}]\n", "f.yaml")
+    decoded = load_all("a: &k one\nb: &k two\nc: {*k: 1}\n", "f.yaml")[0].data
+    assert decoded == {"a": "one", "b": "two", "c": {"two": 1}}  # the alias names the latest
 
 
 # --- fast path == slow path -------------------------------------------------------------
